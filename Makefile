@@ -1,0 +1,78 @@
+# spark-ml-pipeline: every command a learner or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+VENV        ?= .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+CAMPAIGN_ID ?= 1
+API_HOST    ?= 127.0.0.1
+API_PORT    ?= 8000
+PYTEST_ARGS ?=
+
+# Spark must bind to loopback and run its Python workers with the venv's interpreter.
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+
+.PHONY: help setup demo test data train api migrate score lab lint format bench clean check-java
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "❌ Java 17+ is required by PySpark: install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry"; exit 1; }
+
+$(STAMP): pyproject.toml
+	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "❌ Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The notebooks' "python3" kernel must be this venv's interpreter (papermill, JupyterLab).
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (spark-ml-pipeline)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the project (re-runs only when pyproject changes)
+
+data: setup ## generate data/sample_users.parquet (1,000 users)
+	$(PY) -m lib.data
+
+train: setup ## train and register models/campaign_model_v1.{pkl,cbm}
+	$(PY) -m lib.model
+
+demo: setup check-java ## the whole pipeline on embedded defaults
+	$(PY) scripts/demo.py
+
+test: setup check-java ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+migrate: setup ## apply database migrations (DATABASE_URL, default SQLite under data/)
+	$(PY) -m api.migrate
+
+api: setup migrate ## serve the config API on http://127.0.0.1:8000 (docs at /docs)
+	$(PY) -m uvicorn api.main:app --host $(API_HOST) --port $(API_PORT)
+
+score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
+	$(PY) scripts/score.py --campaign-id $(CAMPAIGN_ID)
+
+lab: setup ## open JupyterLab on the notebooks
+	$(VENV)/bin/jupyter lab notebooks/
+
+lint: setup ## ruff check + format check, notebooks stripped
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
+
+format: setup ## ruff fix + format, strip notebook outputs
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/nbstripout notebooks/*.ipynb
+
+bench: setup check-java ## run the benchmarks (prints tables; not part of make test)
+	$(PY) -m bench.scoring
+	$(PY) -m bench.api_load
+
+clean: ## remove generated data, models, outputs and caches (keeps .venv)
+	rm -rf data models output catboost_info .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

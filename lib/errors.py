@@ -1,0 +1,65 @@
+"""Errors a user can cause, each with its own exit code, and the CLI wrapper that prints them.
+
+A user error ends a command with one readable line on stderr and a non-zero exit code; a
+traceback is kept for bugs, never shown for bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+class PipelineError(Exception):
+    """Base of every error caused by input, configuration or environment (not by a bug)."""
+
+    exit_code = 1
+
+
+class InvalidInputError(PipelineError):
+    """Bad arguments or a bad input file (missing, wrong columns, unwritable output)."""
+
+    exit_code = 2
+
+
+class ModelError(PipelineError):
+    """A model artifact is missing, unregistered, tampered with or unusable."""
+
+    exit_code = 3
+
+
+class CampaignNotFoundError(PipelineError):
+    """The config API has no campaign with that id."""
+
+    exit_code = 4
+
+
+class CampaignInactiveError(PipelineError):
+    """The campaign exists but is switched off."""
+
+    exit_code = 5
+
+
+class ApiUnavailableError(PipelineError):
+    """The config API cannot be reached or answered with a server error."""
+
+    exit_code = 6
+
+
+class AudienceFilterError(PipelineError):
+    """The audience filter is not in the allowed language (see lib.audience)."""
+
+    exit_code = 7
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
+    """Run a CLI ``main`` and turn a :class:`PipelineError` into one line and its exit code."""
+    try:
+        code = main(argv)
+    except PipelineError as err:
+        print(f"❌ error: {err}", file=sys.stderr)
+        code = err.exit_code
+    except KeyboardInterrupt:
+        print("❌ interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

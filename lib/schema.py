@@ -1,0 +1,73 @@
+"""The column contract shared by data generation, training, the API's checks and the job.
+
+One place names every column and its type, so a rename or a new feature is one edit here.
+Types are pyarrow types: Parquet, pandas and Spark (via Arrow) all map from them exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import pyarrow as pa
+
+USER_ID: Final = "user_id"
+CAMPAIGN_ID: Final = "campaign_id"
+LABEL: Final = "converted"
+SCORE: Final = "prediction_score"
+DECILE: Final = "score_decile"
+
+# The seed's five model inputs, in the order the model is trained on.
+FEATURES: Final[tuple[str, ...]] = (
+    "recency",
+    "frequency",
+    "monetary",
+    "engagement_score",
+    "days_since_last_purchase",
+)
+
+# Attributes a marketer targets with, but that the model does not see.
+ATTRIBUTES: Final[tuple[str, ...]] = ("country", "age")
+
+USER_SCHEMA: Final = pa.schema(
+    [
+        pa.field(USER_ID, pa.int64(), nullable=False),
+        pa.field("country", pa.string(), nullable=False),
+        pa.field("age", pa.int64(), nullable=False),
+        pa.field("recency", pa.int64(), nullable=False),  # days since the last site visit
+        pa.field("frequency", pa.int64(), nullable=False),  # purchases in the last 12 months
+        pa.field("monetary", pa.float64(), nullable=False),  # spend in the last 12 months
+        pa.field("engagement_score", pa.float64(), nullable=False),  # 0..1, email/app activity
+        pa.field("days_since_last_purchase", pa.int64(), nullable=False),
+    ]
+)
+
+TRAINING_SCHEMA: Final = USER_SCHEMA.append(pa.field(LABEL, pa.int64(), nullable=False))
+
+PREDICTION_SCHEMA: Final = pa.schema(
+    [
+        pa.field(USER_ID, pa.int64(), nullable=False),
+        pa.field(CAMPAIGN_ID, pa.int64(), nullable=False),
+        pa.field(SCORE, pa.float64(), nullable=False),
+        pa.field(DECILE, pa.int32(), nullable=False),
+        pa.field("model_sha256", pa.string(), nullable=False),
+        pa.field("run_id", pa.int64(), nullable=True),
+        pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+ColumnKind = Literal["int", "float", "string"]
+
+
+def column_kind(name: str) -> ColumnKind:
+    """The kind of a user column, for the audience filter's type checks."""
+    typ = USER_SCHEMA.field(name).type
+    if pa.types.is_integer(typ):
+        return "int"
+    if pa.types.is_floating(typ):
+        return "float"
+    return "string"
+
+
+AUDIENCE_COLUMNS: Final[dict[str, ColumnKind]] = {
+    name: column_kind(name) for name in USER_SCHEMA.names
+}

@@ -1,0 +1,65 @@
+"""Runtime settings: the only place environment variables are read.
+
+pydantic-settings reads them once, validates them and gives the rest of the code typed
+values. Nothing is created on import; call :func:`get_settings` when a value is needed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root (the project is installed editable, so this is the checkout).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Typed view of the environment; every field can be set by its upper-case name."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="User and training data.")
+    model_dir: Path = Field(default=PROJECT_ROOT / "models", description="Model artifacts.")
+    output_dir: Path = Field(default=PROJECT_ROOT / "output", description="Job outputs.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the config DB; default: SQLite in data_dir."
+    )
+    config_api_url: str = Field(default="http://localhost:8000", description="Config API base.")
+    spark_master: str = Field(default="local[*]", description="Spark master URL.")
+    spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
+    test_database_url: str | None = Field(
+        default=None, description="PostgreSQL URL for the test suite's postgres tests."
+    )
+    ci: bool = Field(default=False, description="Set by CI: required test services must exist.")
+
+    @property
+    def users_path(self) -> Path:
+        """The scoring sample the seed describes (1,000 users by default)."""
+        return self.data_dir / "sample_users.parquet"
+
+    @property
+    def training_path(self) -> Path:
+        """The labelled set the model is trained on."""
+        return self.data_dir / "training_users.parquet"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.model_dir / "registry.json"
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file under data_dir."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'campaigns.db').as_posix()}"
+
+    def prediction_path(self, campaign_id: int) -> Path:
+        """Where the job writes a campaign's predictions (the seed's file name)."""
+        return self.output_dir / f"predictions_campaign_{campaign_id}.parquet"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()
