@@ -94,7 +94,10 @@ def _block(seed: int, index: int, rows: int, labelled: bool) -> pd.DataFrame:
 
 
 def iter_user_batches(
-    n_users: int, seed: int = DEFAULT_SCORING_SEED, *, labelled: bool = False,
+    n_users: int,
+    seed: int = DEFAULT_SCORING_SEED,
+    *,
+    labelled: bool = False,
     chunk_rows: int = 1_048_576,
 ) -> Iterator[pd.DataFrame]:
     """Yield the users in chunks of about ``chunk_rows`` (rounded to whole blocks)."""
@@ -118,8 +121,13 @@ def generate_users(
 
 
 def write_users(
-    path: str | os.PathLike[str], n_users: int, seed: int = DEFAULT_SCORING_SEED, *,
-    labelled: bool = False, chunk_rows: int = 1_048_576, progress: bool = False,
+    path: str | os.PathLike[str],
+    n_users: int,
+    seed: int = DEFAULT_SCORING_SEED,
+    *,
+    labelled: bool = False,
+    chunk_rows: int = 1_048_576,
+    progress: bool = False,
 ) -> Path:
     """Write users to Parquet chunk by chunk (memory stays flat) and atomically.
 
@@ -178,7 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.n_users <= 0:
         raise InvalidInputError(f"--n-users must be a positive number, got {args.n_users}")
     path = write_users(
-        args.output, args.n_users, args.seed, labelled=args.labelled,
+        args.output,
+        args.n_users,
+        args.seed,
+        labelled=args.labelled,
         progress=args.n_users >= 2_000_000,
     )
     print(f"✅ Wrote {args.n_users:,} users to {path}")

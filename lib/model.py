@@ -99,7 +99,10 @@ def train_model(
             f"training data needs both classes in '{label}', found only {classes}"
         )
     x_train, x_test, y_train, y_test = train_test_split(
-        data[list(features)], data[label], test_size=test_size, random_state=seed,
+        data[list(features)],
+        data[label],
+        test_size=test_size,
+        random_state=seed,
         stratify=data[label],
     )
     model = CatBoostClassifier(
@@ -119,12 +122,19 @@ def train_model(
         "positive_rate": float(np.mean(data[label])),
     }
     return TrainResult(
-        model=model, features=list(features), metrics=metrics, train_rows=len(x_train),
-        test_rows=len(x_test), test_labels=y_test.to_numpy(), test_scores=scores,
+        model=model,
+        features=list(features),
+        metrics=metrics,
+        train_rows=len(x_train),
+        test_rows=len(x_test),
+        test_labels=y_test.to_numpy(),
+        test_scores=scores,
     )
 
 
-def predict_proba(model: CatBoostClassifier, data: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
+def predict_proba(
+    model: CatBoostClassifier, data: pd.DataFrame, features: Sequence[str]
+) -> np.ndarray:
     """Probability of the positive class, with the columns in the model's order."""
     return model.predict_proba(data[list(features)])[:, 1].astype(np.float64)
 
@@ -250,9 +260,7 @@ def resolve_artifact(
     key = _registry_key(model_path, directory)
     suffix = PurePosixPath(key).suffix
     if suffix not in MODEL_SUFFIXES:
-        raise ModelError(
-            f"model path must name a .cbm or .pkl model file, not {model_path!r}"
-        )
+        raise ModelError(f"model path must name a .cbm or .pkl model file, not {model_path!r}")
     path = (directory / key).resolve()
     if not path.is_relative_to(directory):  # a symlink pointing out of the directory
         raise ModelError(f"model path resolves outside the model directory: {model_path!r}")
@@ -266,15 +274,20 @@ def resolve_artifact(
         if actual != entry["sha256"]:
             raise ModelError(
                 f"model file {path} does not match its registered checksum "
-                f"(expected sha256 {entry['sha256'][:12]}…, found {actual[:12]}…); refusing to load it"
+                f"(expected sha256 {entry['sha256'][:12]}…, found {actual[:12]}…); "
+                "refusing to load it"
             )
     metadata: dict[str, Any] = {}
     meta_path = directory / str(entry.get("metadata", ""))
     if entry.get("metadata") and meta_path.is_file():
         metadata = json.loads(meta_path.read_text())
     return ModelArtifact(
-        name=key, path=path, sha256=entry["sha256"], format=entry["format"],
-        features=list(entry["features"]), metadata=metadata,
+        name=key,
+        path=path,
+        sha256=entry["sha256"],
+        format=entry["format"],
+        features=list(entry["features"]),
+        metadata=metadata,
     )
 
 
@@ -293,14 +306,18 @@ def model_from_bytes(data: bytes, fmt: str) -> CatBoostClassifier:
     if fmt == "pickle":
         model = pickle.loads(data)  # only ever reached with bytes whose sha256 was checked
         if not isinstance(model, CatBoostClassifier):
-            raise ModelError(f"pickled object is a {type(model).__name__}, not a CatBoostClassifier")
+            raise ModelError(
+                f"pickled object is a {type(model).__name__}, not a CatBoostClassifier"
+            )
         return model
     model = CatBoostClassifier()
     model.load_model(blob=data, format="cbm")
     return model
 
 
-def load_model(model_path: str, model_dir: str | os.PathLike[str] | None = None) -> CatBoostClassifier:
+def load_model(
+    model_path: str, model_dir: str | os.PathLike[str] | None = None
+) -> CatBoostClassifier:
     """Load a registered model; the file is opened only after the registry and sha256 checks."""
     return load_artifact(resolve_artifact(model_path, model_dir))
 
@@ -313,8 +330,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-rows", type=int, default=20_000, help="training rows (default 20000)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the training data")
     parser.add_argument("--iterations", type=int, default=300, help="boosting iterations")
-    parser.add_argument("--training-data", type=Path, default=None,
-                        help="labelled Parquet to train on (default: generate --n-rows rows)")
+    parser.add_argument(
+        "--training-data",
+        type=Path,
+        default=None,
+        help="labelled Parquet to train on (default: generate --n-rows rows)",
+    )
     parser.add_argument("--model-dir", type=Path, default=settings.model_dir)
     parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="artifact base name")
     return parser

@@ -1,0 +1,51 @@
+"""Shared fixtures: isolated settings, a small trained model, the one SparkSession."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lib.settings import PROJECT_ROOT, Settings, get_settings
+
+# Spark and Jupyter kernels started by the tests use this interpreter and loopback only.
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+
+
+def configure_env(monkeypatch: pytest.MonkeyPatch, root: Path, **extra: str) -> Settings:
+    """Point DATA_DIR/MODEL_DIR/OUTPUT_DIR (and ``extra`` variables) at ``root``."""
+    for name in ("data", "models", "output"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("DATA_DIR", str(root / "data"))
+    monkeypatch.setenv("MODEL_DIR", str(root / "models"))
+    monkeypatch.setenv("OUTPUT_DIR", str(root / "output"))
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings whose data, model and output directories live in a fresh temporary folder."""
+    yield configure_env(monkeypatch, tmp_path)
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model directory holding a small registered model (.cbm and .pkl), trained once."""
+    from lib.data import generate_users
+    from lib.model import save_model, train_model
+
+    directory = tmp_path_factory.mktemp("models")
+    result = train_model(generate_users(4_000, seed=7, labelled=True), iterations=60)
+    save_model(result, directory)
+    return directory

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lib.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def test_defaults_live_under_the_project_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATA_DIR", "MODEL_DIR", "OUTPUT_DIR", "DATABASE_URL", "SPARK_MASTER"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.data_dir == PROJECT_ROOT / "data"
+    assert settings.users_path == PROJECT_ROOT / "data" / "sample_users.parquet"
+    assert settings.effective_database_url.startswith("sqlite:///")
+    assert settings.spark_master == "local[*]"
+    assert settings.prediction_path(3).name == "predictions_campaign_3.parquet"
+
+
+def test_environment_variables_override_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg2://u@h/db")
+    monkeypatch.setenv("CONFIG_API_URL", "http://127.0.0.1:9999")
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert settings.users_path == tmp_path / "sample_users.parquet"
+        assert settings.effective_database_url == "postgresql+psycopg2://u@h/db"
+        assert settings.config_api_url == "http://127.0.0.1:9999"
+    finally:
+        get_settings.cache_clear()
+
+
+def test_importing_lib_starts_no_spark_and_loads_no_catboost() -> None:
+    code = (
+        "import sys, lib, lib.settings, lib.schema, lib.model, lib.data, lib.errors;"
+        "heavy = [m for m in ('pyspark', 'catboost', 'sklearn') if m in sys.modules];"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lib import model as model_lib
+from lib import schema
+from lib.settings import Settings
+from tests.notebooks.conftest import executed_notebook
+
+pytestmark = pytest.mark.notebooks
+
+
+def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) -> None:
+    with executed_notebook(
+        "01_generate_data.ipynb", {"n_users": 250, "n_training_rows": 4_000}
+    ) as tb:
+        assert tb.value("n_written_users") == 250
+        assert tb.value("n_written_training") == 4_000
+        assert 0.1 < tb.value("positive_rate") < 0.5
+        assert tb.value("str(users_path)") == str(isolated_settings.users_path)
+    users = pd.read_parquet(isolated_settings.users_path)
+    assert len(users) == 250
+    assert list(users.columns) == schema.USER_SCHEMA.names
+
+    with executed_notebook("02_train_catboost.ipynb", {"iterations": 60}) as tb:
+        assert tb.value("accuracy") > 0.6
+        assert 0.7 < tb.value("roc_auc") <= 1.0
+        assert tb.value("max_diff") == {".cbm": 0.0, ".pkl": 0.0}
+        assert tb.value("result.features") == list(schema.FEATURES)
+    registry = model_lib.read_registry(isolated_settings.model_dir)
+    assert set(registry) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
+    assert not (isolated_settings.model_dir.parent / "notebooks" / "catboost_info").exists()
+
+
+def test_training_notebook_without_data_tells_to_run_notebook_01(
+    isolated_settings: Settings,
+) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError, match="run 01_generate_data.ipynb first"):
+        with executed_notebook("02_train_catboost.ipynb"):
+            pass
