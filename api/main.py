@@ -1,0 +1,88 @@
+"""The FastAPI application: routers, error handlers, /health, and the schema check at start.
+
+Serve it with ``uvicorn api.main:app`` (``make api``); interactive docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from api.db import get_engine
+from api.migrate import ensure_schema
+from api.routes import campaigns
+from api.schemas import Health, Message
+from api.validation import CampaignValidationError
+
+log = logging.getLogger("api")
+
+DATABASE_DOWN = (OperationalError, DisconnectionError, PoolTimeoutError)
+
+
+def _first_line(err: Exception) -> str:
+    origin = getattr(err, "orig", None) or err
+    lines = str(origin).strip().splitlines()
+    return lines[0] if lines else type(origin).__name__
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Refuse to serve on a schema we do not know (see api.migrate.ensure_schema).
+    ensure_schema(get_engine())
+    yield
+    get_engine().dispose()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="Campaign Config API",
+        summary="Marketers create and manage campaign configurations for the scoring job.",
+        version="1.0.0",
+        lifespan=lifespan,
+        responses={503: {"model": Message, "description": "The database is unavailable"}},
+    )
+    app.include_router(campaigns.router)
+
+    @app.exception_handler(CampaignValidationError)
+    async def _invalid_campaign(_: Request, err: CampaignValidationError) -> JSONResponse:
+        # Same shape as FastAPI's own 422 answers, so clients handle one format.
+        detail = [{"type": "value_error", "loc": ["body", err.field], "msg": err.message}]
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DisconnectionError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_down(_: Request, err: Exception) -> JSONResponse:
+        if isinstance(err, DBAPIError) and not (
+            isinstance(err, OperationalError) or err.connection_invalidated
+        ):
+            raise err  # a real bug (e.g. a bad query) is a 500, not "database down"
+        log.warning("database unavailable: %s", _first_line(err))
+        return JSONResponse(
+            status_code=503, content={"detail": f"database unavailable: {_first_line(err)}"}
+        )
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> JSONResponse:
+        """Whether the API can reach its database."""
+        try:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except DATABASE_DOWN as err:
+            return JSONResponse(
+                status_code=503,
+                content={"status": "unavailable", "database": _first_line(err)},
+            )
+        return JSONResponse({"status": "ok", "database": get_engine().dialect.name})
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,85 @@
+"""Alembic, driven from Python: upgrade to head, and check that a database is at head.
+
+``python -m api.migrate`` (``make migrate``) upgrades the database at DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from lib.settings import get_settings
+
+HERE = Path(__file__).resolve().parent
+
+
+class SchemaNotReadyError(RuntimeError):
+    """The database is not at the migration head, and the API will not guess."""
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """Alembic's config for ``url`` (default: the configured database)."""
+    config = Config(str(HERE / "alembic.ini"))
+    config.set_main_option("script_location", str(HERE / "alembic"))
+    # Passed as an attribute, not an ini option: URLs may contain '%' (escaped passwords).
+    config.attributes["url"] = url or get_settings().effective_database_url
+    return config
+
+
+def upgrade(url: str | None = None) -> None:
+    command.upgrade(alembic_config(url), "head")
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Make sure the schema is current before serving.
+
+    The embedded SQLite database is migrated automatically (a learner's first run just
+    works). Any other database must have been migrated beforehand (``make migrate``, the
+    compose service, the Kubernetes init container): several API replicas must never race
+    to alter a shared schema.
+    """
+    if engine.dialect.name == "sqlite":
+        upgrade(engine.url.render_as_string(hide_password=False))
+        return
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaNotReadyError(
+            f"database schema is at revision {current or 'none'} but the API needs {head}: "
+            "run `make migrate` (alembic upgrade head) first"
+        )
+
+
+def main() -> int:
+    url = get_settings().effective_database_url
+    try:
+        upgrade(url)
+    except SQLAlchemyError as err:
+        print(
+            f"❌ error: cannot migrate {make_url(url).render_as_string()}: "
+            f"{str(err.orig if hasattr(err, 'orig') else err).strip().splitlines()[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"✅ Database at {make_url(url).render_as_string()} is at revision {head_revision()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

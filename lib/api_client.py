@@ -1,0 +1,179 @@
+"""A typed httpx client for the config API, used by notebook 03 and the scoring job.
+
+Connection failures are retried a few times (the API may be starting up or restarting);
+every other failure becomes an exception carrying the API's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel
+
+from lib.errors import (
+    ApiUnavailableError,
+    CampaignNotFoundError,
+    PipelineError,
+)
+from lib.settings import get_settings
+
+__all__ = ["ApiError", "Campaign", "ConfigApiClient", "Run"]
+
+
+class ApiError(PipelineError):
+    """The API refused a request (4xx); ``status_code`` and ``detail`` say why."""
+
+    def __init__(self, status_code: int, detail: str, method: str, path: str) -> None:
+        super().__init__(f"config API answered {status_code} to {method} {path}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class Campaign(BaseModel):
+    id: int
+    name: str
+    model_path: str
+    audience_filter: str | None
+    features: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class Run(BaseModel):
+    id: int
+    campaign_id: int
+    status: Literal["queued", "running", "succeeded", "failed"]
+    started_at: datetime | None
+    finished_at: datetime | None
+    input_rows: int | None
+    audience_size: int | None
+    scored_rows: int | None
+    output_path: str | None
+    model_sha256: str | None
+    error_message: str | None
+    created_at: datetime
+
+
+def _detail(response: httpx.Response) -> str:
+    """The API's message: a string, or FastAPI's list of field errors, as one line."""
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text.strip()[:300] or response.reason_phrase
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
+            for item in detail
+        )
+    return str(detail)
+
+
+class ConfigApiClient:
+    """``with ConfigApiClient("http://127.0.0.1:8000") as api: api.get_campaign(1)``."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = (base_url or get_settings().config_api_url).rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            # httpx retries only failed connection attempts, never a request the server saw.
+            transport=transport or httpx.HTTPTransport(retries=retries),
+            headers={"User-Agent": "spark-ml-pipeline"},
+        )
+
+    def __enter__(self) -> ConfigApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as err:
+            raise ApiUnavailableError(
+                f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"
+            ) from None
+        if response.status_code >= 500:
+            raise ApiUnavailableError(
+                f"config API at {self.base_url} failed with {response.status_code} on "
+                f"{method} {path}: {_detail(response)}"
+            )
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _detail(response), method, path)
+        return response
+
+    # ---- campaigns ---------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/health").json())
+
+    def create_campaign(self, **fields: Any) -> Campaign:
+        return Campaign.model_validate(self._request("POST", "/campaigns/", json=fields).json())
+
+    def get_campaign(self, campaign_id: int) -> Campaign:
+        try:
+            response = self._request("GET", f"/campaigns/{campaign_id}")
+        except ApiError as err:
+            if err.status_code == 404:
+                raise CampaignNotFoundError(f"campaign {campaign_id} does not exist") from None
+            raise
+        return Campaign.model_validate(response.json())
+
+    def list_campaigns(
+        self, *, is_active: bool | None = None, offset: int = 0, limit: int = 100
+    ) -> list[Campaign]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if is_active is not None:
+            params["is_active"] = str(is_active).lower()
+        response = self._request("GET", "/campaigns/", params=params)
+        return [Campaign.model_validate(item) for item in response.json()]
+
+    def iter_campaigns(self, *, is_active: bool | None = None) -> Iterator[Campaign]:
+        """Every campaign, page by page."""
+        offset = 0
+        while page := self.list_campaigns(is_active=is_active, offset=offset, limit=100):
+            yield from page
+            offset += len(page)
+
+    def find_campaign(self, name: str) -> Campaign | None:
+        return next((c for c in self.iter_campaigns() if c.name == name), None)
+
+    def update_campaign(self, campaign_id: int, **changes: Any) -> Campaign:
+        response = self._request("PUT", f"/campaigns/{campaign_id}", json=changes)
+        return Campaign.model_validate(response.json())
+
+    def delete_campaign(self, campaign_id: int) -> None:
+        self._request("DELETE", f"/campaigns/{campaign_id}")
+
+    # ---- runs ----------------------------------------------------------------------------
+    def create_run(self, campaign_id: int, **fields: Any) -> Run:
+        response = self._request("POST", f"/campaigns/{campaign_id}/runs", json=fields)
+        return Run.model_validate(response.json())
+
+    def update_run(self, campaign_id: int, run_id: int, **fields: Any) -> Run:
+        response = self._request("PATCH", f"/campaigns/{campaign_id}/runs/{run_id}", json=fields)
+        return Run.model_validate(response.json())
+
+    def list_runs(self, campaign_id: int) -> list[Run]:
+        response = self._request("GET", f"/campaigns/{campaign_id}/runs")
+        return [Run.model_validate(item) for item in response.json()]
