@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -40,20 +40,33 @@ def build_engine(url: str) -> Engine:
     )
 
 
-@lru_cache(maxsize=8)
-def _engine_for(url: str) -> Engine:
-    return build_engine(url)
-
-
-@lru_cache(maxsize=8)
-def _sessionmaker_for(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=_engine_for(url), expire_on_commit=False)
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_sessionmakers: dict[str, sessionmaker[Session]] = {}
 
 
 def get_engine() -> Engine:
     """The engine of the configured database (one per URL per process)."""
-    return _engine_for(get_settings().effective_database_url)
+    url = get_settings().effective_database_url
+    with _lock:
+        if url not in _engines:
+            _engines[url] = build_engine(url)
+        return _engines[url]
 
 
 def get_sessionmaker() -> sessionmaker[Session]:
-    return _sessionmaker_for(get_settings().effective_database_url)
+    engine = get_engine()
+    url = get_settings().effective_database_url
+    with _lock:
+        if url not in _sessionmakers:
+            _sessionmakers[url] = sessionmaker(bind=engine, expire_on_commit=False)
+        return _sessionmakers[url]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (shutdown, tests)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+        _sessionmakers.clear()

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from api.db import get_engine
+from api.db import dispose_engines, get_engine
 from api.migrate import ensure_schema
 from api.routes import campaigns
 from api.schemas import Health, Message
@@ -37,7 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Refuse to serve on a schema we do not know (see api.migrate.ensure_schema).
     ensure_schema(get_engine())
     yield
-    get_engine().dispose()
+    dispose_engines()
 
 
 def create_app() -> FastAPI:

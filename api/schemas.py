@@ -22,7 +22,6 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-
 from pydantic_core import PydanticCustomError
 
 from lib.audience import MAX_FILTER_LENGTH, parse_filter

@@ -237,12 +237,11 @@ def _registry_key(model_path: str, model_dir: Path) -> str:
         raise ModelError(f"model path must be a file in the model directory, not {model_path!r}")
     if "\\" in model_path:
         raise ModelError("model path must use '/' separators")
-    posix = PurePosixPath(model_path)
-    if posix.is_absolute():
+    if PurePosixPath(model_path).is_absolute() or (len(model_path) > 1 and model_path[1] == ":"):
         raise ModelError(f"model path must be relative to the model directory: {model_path!r}")
-    parts = list(posix.parts)
-    if any(part in ("..", ".") for part in parts):
-        raise ModelError(f"model path may not contain '.' or '..': {model_path!r}")
+    parts = model_path.split("/")  # not PurePosixPath: it would silently drop "." parts
+    if any(part in ("", ".", "..") for part in parts):
+        raise ModelError(f"model path may not contain empty, '.' or '..' parts: {model_path!r}")
     if len(parts) > 1 and parts[0] in ("models", model_dir.name):
         parts = parts[1:]
     return "/".join(parts)

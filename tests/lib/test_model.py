@@ -147,6 +147,9 @@ def test_missing_file_is_refused(model_dir: Path) -> None:
         ("models\\campaign_model_v1.pkl", "separators"),
         ("registry.json", r"\.cbm or \.pkl"),
         ("campaign_model_v1.json", r"\.cbm or \.pkl"),
+        ("./campaign_model_v1.pkl", "'.'"),
+        ("models//campaign_model_v1.pkl", "empty"),
+        ("C:/models/campaign_model_v1.pkl", "relative"),
     ],
 )
 def test_hostile_paths_are_refused(model_dir: Path, path: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""Run a notebook the way papermill does (overrides after the ``parameters`` cell) under testbook."""
+"""Run notebooks as papermill does (overrides after the ``parameters`` cell), under testbook."""
 
 from __future__ import annotations
 

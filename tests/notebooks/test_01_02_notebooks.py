@@ -38,6 +38,8 @@ def test_training_notebook_without_data_tells_to_run_notebook_01(
 ) -> None:
     from nbclient.exceptions import CellExecutionError
 
-    with pytest.raises(CellExecutionError, match="run 01_generate_data.ipynb first"):
-        with executed_notebook("02_train_catboost.ipynb"):
-            pass
+    with (
+        pytest.raises(CellExecutionError, match=r"run 01_generate_data\.ipynb first"),
+        executed_notebook("02_train_catboost.ipynb"),
+    ):
+        pass
