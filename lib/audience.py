@@ -114,6 +114,7 @@ def parse_filter(
 ) -> AudienceFilter | None:
     """Validate ``text``; ``None`` or blank means "every user". Raises AudienceFilterError."""
     import sqlglot
+    from sqlglot import exp
     from sqlglot.errors import SqlglotError
 
     if text is None or not text.strip():
@@ -128,7 +129,9 @@ def parse_filter(
         raise AudienceFilterError("audience filter contains a NUL byte")
     try:
         trees = [tree for tree in sqlglot.parse(text, read="spark") if tree is not None]
-    except (SqlglotError, RecursionError, ValueError) as err:
+    except RecursionError:
+        raise AudienceFilterError(f"audience filter is nested too deeply (over {MAX_DEPTH})") from None
+    except (SqlglotError, ValueError) as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise AudienceFilterError(f"audience filter could not be parsed: {first_line}") from err
     if len(trees) != 1:
@@ -141,6 +144,9 @@ def parse_filter(
         raise AudienceFilterError(
             f"audience filter is too complex ({size} parts, at most {MAX_NODES})"
         )
+    # Subqueries first: wherever one hides, it is the reason to refuse (and the most serious).
+    if any(isinstance(node, exp.Query | exp.Subquery | exp.Exists) for node in tree.walk()):
+        raise AudienceFilterError("subqueries are not allowed in an audience filter")
     checker = _Checker(columns)
     condition = checker.condition(tree, depth=0)
     return AudienceFilter(text=text, condition=condition, columns=frozenset(checker.used))
@@ -231,6 +237,9 @@ class _Checker:
         if isinstance(right, exp.Column) and not isinstance(left, exp.Column):
             name, kind = self.column(right)
             return Compare(name, flipped[op], self.literal(left, name, kind))
+        for side in (left, right):  # name a function or subquery when that is the problem
+            if isinstance(side, exp.Func | exp.Anonymous | exp.Subquery | exp.Select):
+                raise AudienceFilterError(_refusal(side))
         raise AudienceFilterError(
             f"each comparison needs one column and one literal value: {node.sql(dialect='spark')}"
         )
@@ -301,7 +310,9 @@ def _refusal(node: Any, expected: str = "a condition") -> str:
 
 def _render(condition: Condition) -> str:
     def value(v: Value) -> str:
-        return "'" + v.replace("'", "''") + "'" if isinstance(v, str) else repr(v)
+        if isinstance(v, str):  # Spark SQL escapes with backslashes ('a' 'b' concatenates)
+            return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        return repr(v)
 
     match condition:
         case Compare(column, op, v):

@@ -49,3 +49,13 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = train_model(generate_users(4_000, seed=7, labelled=True), iterations=60)
     save_model(result, directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """The suite's one local SparkSession (two cores, UI off, restricted SQL)."""
+    from lib.spark import build_spark
+
+    session = build_spark("spark-ml-pipeline-tests", "local[2]")
+    yield session
+    session.stop()

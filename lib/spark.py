@@ -1,0 +1,69 @@
+"""The one place a SparkSession is built. Everything else receives the session as an argument.
+
+Defaults suit a laptop and CI: local master, loopback networking, Arrow on, the UI off when
+asked, few shuffle partitions, quiet logs. Restricted SQL mode is on as a second line of
+defence behind :mod:`lib.audience`: even if user text reached Spark SQL, ``reflect``,
+``java_method`` and ``TRANSFORM ... USING`` would be refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from lib.settings import get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+__all__ = ["SECURITY_CONF", "build_spark"]
+
+# Static confs: they only take effect when the session (JVM) is created.
+SECURITY_CONF: dict[str, str] = {
+    "spark.sql.restrictedMode.enabled": "true",  # no reflect/java_method/TRANSFORM
+    "spark.sql.runSQLOnFiles": "false",  # no parquet.`/any/path` table references
+}
+
+
+def build_spark(
+    app_name: str = "spark-ml-pipeline",
+    master: str | None = None,
+    *,
+    ui: bool = False,
+    extra_conf: Mapping[str, str] | None = None,
+) -> SparkSession:
+    """Create (or return the running) SparkSession with the project's settings."""
+    from pyspark.sql import SparkSession
+
+    settings = get_settings()
+    master = master or settings.spark_master
+    if master.startswith("local"):
+        # Bind to loopback, and run Python workers with *this* interpreter (the venv's);
+        # otherwise workers start whatever `python3` is on PATH and cannot import lib.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+    conf: dict[str, str] = {
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "8" if master.startswith("local") else "200",
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR",
+        **SECURITY_CONF,
+        **(extra_conf or {}),
+    }
+    if master.startswith("local"):
+        conf["spark.driver.host"] = "127.0.0.1"
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+    builder = SparkSession.builder.appName(app_name).master(master)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
