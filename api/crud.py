@@ -1,4 +1,11 @@
-"""Database operations. Keyword-only, no HTTP here: callers map the exceptions to answers."""
+"""Database operations. Keyword-only, no HTTP here: callers map the exceptions to answers.
+
+Each function is one transaction (``with session.begin()``) that is over when it returns,
+so no request holds a pooled connection while FastAPI serialises its response. That
+matters: sync endpoints and their response serialisation share anyio's 40 worker threads,
+and a burst of requests that kept their connections until the end of the request could
+park every thread waiting for a connection that only a thread could give back.
+"""
 
 from __future__ import annotations
 
@@ -14,29 +21,21 @@ class DuplicateNameError(Exception):
     """Another campaign already has this name."""
 
 
-def _commit_campaign(session: Session, campaign: Campaign) -> Campaign:
-    """Commit, turning the unique-name violation (also under concurrent writers) into an error."""
+def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaign:
+    campaign = Campaign(**campaign_in.model_dump())
     try:
-        session.commit()
+        with session.begin():
+            session.add(campaign)
+            session.flush()  # the unique index answers here, also under concurrent writers
+            session.refresh(campaign)
     except IntegrityError as err:
-        session.rollback()
         raise DuplicateNameError(campaign.name) from err
-    session.refresh(campaign)
     return campaign
 
 
-def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaign:
-    campaign = Campaign(**campaign_in.model_dump())
-    session.add(campaign)
-    return _commit_campaign(session, campaign)
-
-
 def get_campaign(*, session: Session, campaign_id: int) -> Campaign | None:
-    return session.get(Campaign, campaign_id)
-
-
-def get_campaign_by_name(*, session: Session, name: str) -> Campaign | None:
-    return session.scalar(select(Campaign).where(Campaign.name == name))
+    with session.begin():
+        return session.get(Campaign, campaign_id)
 
 
 def list_campaigns(
@@ -46,34 +45,44 @@ def list_campaigns(
     query = select(Campaign)
     if is_active is not None:
         query = query.where(Campaign.is_active == is_active)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Campaign.id).offset(offset).limit(limit)).all()
+    with session.begin():
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Campaign.id).offset(offset).limit(limit)).all()
     return list(rows), total
 
 
 def update_campaign(
     *, session: Session, db_campaign: Campaign, campaign_in: CampaignUpdate
 ) -> Campaign:
-    for key, value in campaign_in.model_dump(exclude_unset=True).items():
-        setattr(db_campaign, key, value)
-    return _commit_campaign(session, db_campaign)
+    try:
+        with session.begin():
+            for key, value in campaign_in.model_dump(exclude_unset=True).items():
+                setattr(db_campaign, key, value)
+            session.flush()
+            session.refresh(db_campaign)
+    except IntegrityError as err:
+        session.expire(db_campaign)  # forget the refused change
+        raise DuplicateNameError(str(campaign_in.name)) from err
+    return db_campaign
 
 
 def delete_campaign(*, session: Session, db_campaign: Campaign) -> None:
-    session.delete(db_campaign)
-    session.commit()
+    with session.begin():
+        session.delete(db_campaign)
 
 
 def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> Run:
     run = Run(campaign_id=campaign_id, **run_in.model_dump())
-    session.add(run)
-    session.commit()
-    session.refresh(run)
+    with session.begin():
+        session.add(run)
+        session.flush()
+        session.refresh(run)
     return run
 
 
 def get_run(*, session: Session, campaign_id: int, run_id: int) -> Run | None:
-    run = session.get(Run, run_id)
+    with session.begin():
+        run = session.get(Run, run_id)
     return run if run is not None and run.campaign_id == campaign_id else None
 
 
@@ -88,12 +97,14 @@ def list_runs(
         .offset(offset)
         .limit(limit)
     )
-    return list(session.scalars(query).all())
+    with session.begin():
+        return list(session.scalars(query).all())
 
 
 def update_run(*, session: Session, db_run: Run, run_in: RunUpdate) -> Run:
-    for key, value in run_in.model_dump(exclude_unset=True).items():
-        setattr(db_run, key, value)
-    session.commit()
-    session.refresh(db_run)
+    with session.begin():
+        for key, value in run_in.model_dump(exclude_unset=True).items():
+            setattr(db_run, key, value)
+        session.flush()
+        session.refresh(db_run)
     return db_run

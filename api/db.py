@@ -33,8 +33,9 @@ def build_engine(url: str) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,  # test each pooled connection: recovers after a PostgreSQL restart
+        # Up to one connection per anyio worker thread (40) running a sync endpoint.
         pool_size=10,
-        max_overflow=20,
+        max_overflow=30,
         pool_timeout=10,
         connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
     )

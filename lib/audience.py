@@ -130,7 +130,9 @@ def parse_filter(
     try:
         trees = [tree for tree in sqlglot.parse(text, read="spark") if tree is not None]
     except RecursionError:
-        raise AudienceFilterError(f"audience filter is nested too deeply (over {MAX_DEPTH})") from None
+        raise AudienceFilterError(
+            f"audience filter is nested too deeply (over {MAX_DEPTH})"
+        ) from None
     except (SqlglotError, ValueError) as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise AudienceFilterError(f"audience filter could not be parsed: {first_line}") from err

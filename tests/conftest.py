@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from api.migrate import upgrade
 from lib.settings import PROJECT_ROOT, Settings, get_settings
 
 # Spark and Jupyter kernels started by the tests use this interpreter and loopback only.
@@ -59,3 +63,49 @@ def spark():
     session = build_spark("spark-ml-pipeline-tests", "local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """The PostgreSQL server for tests; skipped locally without it, a failure in CI."""
+    settings = get_settings()
+    url = settings.test_database_url
+    if not url:
+        if settings.ci:
+            pytest.fail("CI is set but TEST_DATABASE_URL is not: PostgreSQL tests must run")
+        pytest.skip("TEST_DATABASE_URL is not set (PostgreSQL tests run in CI)")
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as err:  # any connection failure: say which, fail in CI
+        if settings.ci:
+            pytest.fail(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {err}")
+        pytest.skip(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {err}")
+    return url
+
+
+def create_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
+    """A new, empty database on the test server; returns its URL and a function dropping it."""
+    name = f"sparkml_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """One migrated PostgreSQL database for the session (tables emptied between tests)."""
+    url, drop = create_postgres_database(postgres_server_url)
+    upgrade(url)
+    yield url
+    drop()

@@ -234,8 +234,12 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
     assert run["status"] == "running"
     assert datetime.fromisoformat(run["started_at"]) == datetime.fromisoformat(started)
     patch = {
-        "status": "succeeded", "finished_at": datetime.now(UTC).isoformat(), "input_rows": 1000,
-        "audience_size": 312, "scored_rows": 312, "output_path": "output/p.parquet",
+        "status": "succeeded",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "input_rows": 1000,
+        "audience_size": 312,
+        "scored_rows": 312,
+        "output_path": "output/p.parquet",
         "model_sha256": "a" * 64,
     }
     updated = client.patch(f"/campaigns/{cid}/runs/{run['id']}", json=patch).json()
@@ -243,7 +247,8 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
     assert updated["scored_rows"] == 312
     second = client.post(f"/campaigns/{cid}/runs", json={"status": "queued"}).json()
     assert [r["id"] for r in client.get(f"/campaigns/{cid}/runs").json()] == [
-        second["id"], run["id"],
+        second["id"],
+        run["id"],
     ]
     assert client.get(f"/campaigns/{cid}/runs/{run['id']}").json() == updated
 

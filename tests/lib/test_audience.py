@@ -20,8 +20,10 @@ HOSTILE_FILTERS = [
     ("age > (SELECT max(age) FROM users)", "subqueries"),
     ("EXISTS (SELECT 1)", "subqueries"),
     ("age IN (SELECT age FROM parquet.`/etc/passwd`)", "subqueries"),
-    ("1=1 AND EXISTS (SELECT TRANSFORM(age) USING 'cat /etc/passwd' AS (x) FROM users)",
-     "subqueries"),
+    (
+        "1=1 AND EXISTS (SELECT TRANSFORM(age) USING 'cat /etc/passwd' AS (x) FROM users)",
+        "subqueries",
+    ),
     ("TRANSFORM(age) USING 'id'", "expected a condition"),
     ("age > 1; DROP TABLE campaigns", "one condition"),
     ("country = 'US'; SELECT 1", "one condition"),
@@ -97,16 +99,22 @@ def test_parsed_filter_records_the_columns_it_reads() -> None:
 # Each filter with the same condition written independently in pandas.
 EQUIVALENT_FILTERS: list[tuple[str, Callable[[pd.DataFrame], pd.Series]]] = [
     ("country='US' AND age > 25", lambda d: (d.country == "US") & (d.age > 25)),
-    ("country IN ('DE', 'FR') OR engagement_score >= 0.7",
-     lambda d: d.country.isin(["DE", "FR"]) | (d.engagement_score >= 0.7)),
+    (
+        "country IN ('DE', 'FR') OR engagement_score >= 0.7",
+        lambda d: d.country.isin(["DE", "FR"]) | (d.engagement_score >= 0.7),
+    ),
     ("age BETWEEN 30 AND 40", lambda d: d.age.between(30, 40)),
-    ("NOT (frequency = 0) AND monetary < 150.5",
-     lambda d: (d.frequency != 0) & (d.monetary < 150.5)),
+    (
+        "NOT (frequency = 0) AND monetary < 150.5",
+        lambda d: (d.frequency != 0) & (d.monetary < 150.5),
+    ),
     ("country LIKE 'G%'", lambda d: d.country.str.startswith("G")),
     ("country LIKE '_S'", lambda d: d.country.str.fullmatch(".S")),
     ("country NOT LIKE '%E'", lambda d: ~d.country.str.endswith("E")),
-    ("days_since_last_purchase <> 0 AND recency <= 30",
-     lambda d: (d.days_since_last_purchase != 0) & (d.recency <= 30)),
+    (
+        "days_since_last_purchase <> 0 AND recency <= 30",
+        lambda d: (d.days_since_last_purchase != 0) & (d.recency <= 30),
+    ),
     ("age IS NULL", lambda d: d.age.isna()),
     ("user_id IS NOT NULL AND user_id > 990", lambda d: d.user_id > 990),
     ("country = 'XX'", lambda d: d.country == "XX"),

@@ -26,7 +26,9 @@ def executed_notebook(
     """
     overrides = "\n".join(f"{key} = {value!r}" for key, value in (parameters or {}).items())
     with testbook(
-        NOTEBOOKS / name, execute=False, timeout=timeout,
+        NOTEBOOKS / name,
+        execute=False,
+        timeout=timeout,
         resources={"metadata": {"path": str(NOTEBOOKS)}},
     ) as tb:
         if overrides:

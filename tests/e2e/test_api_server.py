@@ -1,0 +1,159 @@
+"""The API as users run it: a real uvicorn process on loopback, SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from api.migrate import upgrade
+from lib.settings import PROJECT_ROOT
+from tests.api.conftest import SEED_BODY
+from tests.conftest import create_postgres_database
+from tests.servers import TcpProxy, uvicorn_server
+
+pytestmark = pytest.mark.e2e
+
+
+def server_env(root: Path, models: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {
+        "DATA_DIR": str(root / "data"),
+        "MODEL_DIR": str(models),
+        "OUTPUT_DIR": str(root / "output"),
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def test_seed_curl_request_works_verbatim(tmp_path: Path, trained_model_dir: Path) -> None:
+    with uvicorn_server(server_env(tmp_path, trained_model_dir), tmp_path / "api.log") as url:
+        # The seed README's request, character for character but for host and port.
+        command = f"""curl -s -X POST {url}/campaigns/ \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "name": "Black Friday Campaign",
+    "model_path": "models/campaign_model_v1.pkl",
+    "audience_filter": "country='\\''US'\\'' AND age > 25",
+    "features": ["recency", "frequency", "monetary", "engagement_score", "days_since_last_purchase"]
+  }}'"""
+        out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+        body = json.loads(out.stdout)
+        assert body["id"] == 1
+        assert body["audience_filter"] == "country='US' AND age > 25"
+        assert body["is_active"] is True
+        assert {"created_at", "updated_at"} <= set(body)
+        assert httpx.get(f"{url}/campaigns/1").json() == body
+    assert (tmp_path / "data" / "campaigns.db").exists()  # the embedded default database
+
+
+@pytest.mark.postgres
+def test_concurrent_creates_store_each_name_once(
+    tmp_path: Path, trained_model_dir: Path, postgres_server_url: str
+) -> None:
+    url_db, drop = create_postgres_database(postgres_server_url)
+    try:
+        upgrade(url_db)
+        names = [f"campaign {i}" for i in range(70)] + [f"campaign {i}" for i in range(30)]
+        env = server_env(tmp_path, trained_model_dir, url_db)
+        with uvicorn_server(env, tmp_path / "api.log") as url:
+
+            async def create_all() -> list[httpx.Response]:
+                limits = httpx.Limits(max_connections=100)
+                async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+                    return await asyncio.gather(
+                        *(
+                            client.post("/campaigns/", json={**SEED_BODY, "name": name})
+                            for name in names
+                        )
+                    )
+
+            responses = asyncio.run(create_all())
+            codes = [r.status_code for r in responses]
+            assert codes.count(201) == 70, [r.text for r in responses if r.status_code >= 500][:3]
+            assert codes.count(409) == 30, codes
+            stored = httpx.get(f"{url}/campaigns/", params={"limit": 1000}).json()
+            assert sorted(c["name"] for c in stored) == sorted(set(names))
+            assert len({c["id"] for c in stored}) == 70
+    finally:
+        drop()
+
+
+@pytest.mark.postgres
+def test_database_down_is_503_and_recovers_without_restart(
+    tmp_path: Path, trained_model_dir: Path, postgres_server_url: str
+) -> None:
+    url_db, drop = create_postgres_database(postgres_server_url)
+    proxy: TcpProxy | None = None
+    try:
+        upgrade(url_db)
+        real = make_url(url_db)
+        proxy = TcpProxy(real.host or "127.0.0.1", real.port or 5432)
+        proxy.start()
+        via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False
+        )
+        with uvicorn_server(
+            server_env(tmp_path, trained_model_dir, via_proxy), tmp_path / "api.log"
+        ) as url:
+            created = httpx.post(f"{url}/campaigns/", json=SEED_BODY)
+            assert created.status_code == 201
+
+            proxy.stop()  # the database "crashes"
+            for path in ("/campaigns/1", "/campaigns/", "/health"):
+                response = httpx.get(f"{url}{path}", timeout=30)
+                assert response.status_code == 503, (path, response.text)
+                assert "unavailable" in response.text
+            down = httpx.post(f"{url}/campaigns/", json={**SEED_BODY, "name": "x"}, timeout=30)
+            assert down.status_code == 503
+
+            proxy.start()  # ... and comes back: pooled connections are re-checked
+            assert httpx.get(f"{url}/health").json()["status"] == "ok"
+            assert httpx.get(f"{url}/campaigns/1").json()["name"] == SEED_BODY["name"]
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        drop()
+
+
+@pytest.mark.postgres
+def test_api_refuses_to_start_on_an_unmigrated_database(
+    tmp_path: Path, trained_model_dir: Path, postgres_server_url: str
+) -> None:
+    url_db, drop = create_postgres_database(postgres_server_url)
+    try:
+        env = {**server_env(tmp_path, trained_model_dir, url_db)}
+        out = subprocess.run(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", "0"],
+            cwd=PROJECT_ROOT,
+            env={**__import__("os").environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode != 0
+        assert "run `make migrate`" in out.stderr
+    finally:
+        drop()
+
+
+def test_make_migrate_equivalent_prints_the_revision(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "api.migrate"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "is at revision 0001" in out.stdout
