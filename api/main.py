@@ -46,7 +46,10 @@ def create_app() -> FastAPI:
         summary="Marketers create and manage campaign configurations for the scoring job.",
         version="1.0.0",
         lifespan=lifespan,
-        responses={503: {"model": Message, "description": "The database is unavailable"}},
+        responses={
+            400: {"model": Message, "description": "The body is not valid JSON/UTF-8"},
+            503: {"model": Message, "description": "The database is unavailable"},
+        },
     )
     app.include_router(campaigns.router)
 
