@@ -57,7 +57,7 @@ def test_refusals_carry_the_apis_message(api: ConfigApiClient) -> None:
     assert info.value.status_code == 422
     assert "audience_filter: function calls are not allowed" in str(info.value)
     api.create_campaign(**SEED_BODY)
-    with pytest.raises(ApiError, match="409.*already exists"):
+    with pytest.raises(ApiError, match=r"409.*already exists"):
         api.create_campaign(**SEED_BODY)
 
 

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lib.settings import Settings
+from tests.notebooks.conftest import executed_notebook
+from tests.servers import uvicorn_server
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.e2e]
+
+
+def test_config_api_notebook_against_a_real_server(
+    isolated_settings: Settings, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    env = {"DATA_DIR": str(isolated_settings.data_dir), "MODEL_DIR": str(trained_model_dir)}
+    with uvicorn_server(env, tmp_path / "api.log") as url:
+        with executed_notebook("03_config_api.ipynb", {"config_api_url": url}) as tb:
+            assert tb.value("n_listed") == 1
+            refusals = tb.value("refusals")
+            assert len(refusals) == 4
+            assert all(status == 422 for status, _ in refusals.values())
+            assert "function calls" in refusals["reflect('java.lang.Runtime', 'getRuntime')"][1]
+            assert "subqueries" in " ".join(why for _, why in refusals.values())
+            status, why = tb.value("feature_error")
+            assert status == 422 and "favourite_colour" in why
+            black_friday_id = tb.value("black_friday_id")
+        campaigns = httpx.get(f"{url}/campaigns/").json()
+        assert [(c["id"], c["name"]) for c in campaigns] == [
+            (black_friday_id, "Black Friday Campaign")
+        ]
+        # A second run reuses the seed campaign instead of failing on its name.
+        with executed_notebook("03_config_api.ipynb", {"config_api_url": url}) as tb:
+            assert tb.value("black_friday_id") == black_friday_id
