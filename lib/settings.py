@@ -28,6 +28,7 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL of the config DB; default: SQLite in data_dir."
     )
     config_api_url: str = Field(default="http://localhost:8000", description="Config API base.")
+    api_port: int = Field(default=8000, ge=0, le=65535, description="Port `make demo` serves on.")
     spark_master: str = Field(default="local[*]", description="Spark master URL.")
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
     test_database_url: str | None = Field(
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         """DATABASE_URL, or the embedded SQLite file under data_dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'campaigns.db').as_posix()}"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Executed notebooks and HTML reports of scoring runs."""
+        return self.output_dir / "runs"
 
     def prediction_path(self, campaign_id: int) -> Path:
         """Where the job writes a campaign's predictions (the seed's file name)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lib.settings import get_settings
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = ["SECURITY_CONF", "build_spark"]
+
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 # Static confs: they only take effect when the session (JVM) is created.
 SECURITY_CONF: dict[str, str] = {
@@ -54,7 +57,11 @@ def build_spark(
         "spark.sql.shuffle.partitions": "8" if master.startswith("local") else "200",
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=ERROR",
+        # Quiet JVM logs (the file is shipped inside lib/); errors still show.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}",
+        # Write timestamps as UTC-adjusted INT64 micros: pandas/pyarrow read them as
+        # timezone-aware UTC (Spark's legacy INT96 comes back naive).
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         **SECURITY_CONF,
         **(extra_conf or {}),
     }

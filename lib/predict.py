@@ -1,0 +1,412 @@
+"""The batch scoring job: campaign config -> checks -> filter -> score -> atomic write.
+
+    python -m lib.predict --campaign-id 1 [--config-api-url URL] [--input PATH]
+                          [--output PATH] [--master URL]
+    spark-submit --master 'local[*]' lib/predict.py --campaign-id 1
+
+Notebook 04 calls :func:`run_job` (papermill runs that notebook as the production job).
+Every failure a user can cause ends with one line and its own exit code (lib.errors), and
+is recorded on the campaign's run when the config API is reachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __package__ in (None, ""):  # run as a file (spark-submit lib/predict.py): find `lib`
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from lib import schema
+from lib.api_client import Campaign, ConfigApiClient
+from lib.audience import AudienceFilter, parse_filter, to_spark_column
+from lib.errors import (
+    CampaignInactiveError,
+    InvalidInputError,
+    ModelError,
+    PipelineError,
+    run_cli,
+)
+from lib.settings import get_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["JobResult", "main", "publish_atomically", "run_job"]
+
+QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
+Echo = Callable[[str], None]
+
+
+@dataclass
+class JobResult:
+    """What a run did; JSON-friendly (notebook 04 and the run record read it)."""
+
+    campaign_id: int
+    campaign_name: str
+    run_id: int | None
+    input_path: str
+    output_path: str
+    model_path: str
+    model_sha256: str
+    audience_filter: str | None
+    input_rows: int
+    audience_size: int
+    mean_score: float | None
+    decile_cut_points: list[float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def audience_share(self) -> float:
+        return self.audience_size / self.input_rows if self.input_rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "audience_share": self.audience_share}
+
+
+class _Timer:
+    """Wall-clock seconds per stage, for the notebook's "where did the time go"."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 3)
+
+
+# ---- checks ------------------------------------------------------------------------------------
+def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
+    """The input must have every needed column, with the kind of values the contract says."""
+    from pyspark.sql.types import NumericType, StringType
+
+    types = {f.name: f.dataType for f in users.schema.fields}
+    missing = [c for c in needed if c not in types]
+    if missing:
+        raise InvalidInputError(f"input lacks columns {missing} (has {sorted(types)})")
+    for name in needed:
+        kind = schema.AUDIENCE_COLUMNS.get(name)
+        if kind in ("int", "float") and not isinstance(types[name], NumericType):
+            raise InvalidInputError(f"input column '{name}' must be numeric, is {types[name]}")
+        if kind == "string" and not isinstance(types[name], StringType):
+            raise InvalidInputError(f"input column '{name}' must be text, is {types[name]}")
+
+
+def _read_users(spark: SparkSession, path: str) -> DataFrame:
+    from pyspark.errors import AnalysisException
+
+    if "://" not in path and not Path(path).exists():
+        raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
+    try:
+        return spark.read.parquet(path)
+    except AnalysisException as err:
+        first = str(err).strip().splitlines()[0]
+        raise InvalidInputError(f"cannot read input {path}: {first}") from None
+
+
+# ---- output ------------------------------------------------------------------------------------
+def publish_atomically(written: Path, target: Path, keep: int = 2) -> None:
+    """Make the finished dataset ``written`` visible at ``target`` in one atomic step.
+
+    ``target`` becomes a symlink to a versioned folder beside it, replaced with
+    ``os.replace`` (atomic on POSIX): readers see the old dataset or the new one, never a
+    mix, and a crash before this point leaves the old one in place. The last ``keep``
+    versions stay on disk, so a reader still busy with the previous one is not cut off.
+    """
+    versions = target.parent / f".{target.name}.versions"
+    versions.mkdir(exist_ok=True)
+    if target.exists() and not target.is_symlink():  # a plain folder from an older layout
+        target.rename(versions / f"legacy-{uuid.uuid4().hex[:8]}")
+    final = versions / written.name
+    written.rename(final)
+    link = target.parent / f".{target.name}.link-{uuid.uuid4().hex[:8]}"
+    link.symlink_to(os.path.relpath(final, target.parent))
+    os.replace(link, target)
+    old = sorted((p for p in versions.iterdir() if p != final), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _staging_dir(target: Path, run_label: str) -> Path:
+    """A fresh folder beside the target (same filesystem, so the final rename is atomic)."""
+    staging = target.parent / f".{target.name}.staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    for leftover in staging.iterdir():  # debris of runs killed mid-write
+        if time.time() - leftover.stat().st_mtime > 24 * 3600:
+            shutil.rmtree(leftover, ignore_errors=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return staging / f"{stamp}-{run_label}-{uuid.uuid4().hex[:8]}"
+
+
+# ---- the job -------------------------------------------------------------------------------------
+def run_job(
+    campaign_id: int,
+    *,
+    config_api_url: str | None = None,
+    input_path: str | os.PathLike[str] | None = None,
+    output_path: str | os.PathLike[str] | None = None,
+    spark: SparkSession | None = None,
+    master: str | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    echo: Echo = print,
+) -> JobResult:
+    """Score one campaign's audience and write its predictions; see the module docstring."""
+    settings = get_settings()
+    timer = _Timer()
+    api_url = config_api_url or settings.config_api_url
+    source = str(input_path or settings.users_path)
+    target = Path(output_path or settings.prediction_path(campaign_id))
+
+    echo("🚀 SPARK PREDICTION JOB STARTING")
+    echo(f"📡 Fetching campaign config from: {api_url.rstrip('/')}/campaigns/{campaign_id}")
+    with ConfigApiClient(api_url) as api, timer.stage("fetch campaign"):
+        campaign = api.get_campaign(campaign_id)
+        echo(f"✅ Loaded campaign: {campaign.name}")
+        run = api.create_run(campaign_id, status="running", started_at=_now())
+    try:
+        result = _score_campaign(
+            campaign, run.id, source, target, spark, master, model_dir, echo, timer
+        )
+    except BaseException as err:
+        message = str(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {err}"
+        _record(
+            api_url,
+            campaign_id,
+            run.id,
+            status="failed",
+            finished_at=_now(),
+            error_message=message[:10_000],
+        )
+        raise
+    _record(
+        api_url,
+        campaign_id,
+        run.id,
+        status="succeeded",
+        finished_at=_now(),
+        input_rows=result.input_rows,
+        audience_size=result.audience_size,
+        scored_rows=result.audience_size,
+        output_path=str(target),
+        model_sha256=result.model_sha256,
+    )
+    echo("✅ JOB COMPLETED SUCCESSFULLY")
+    return result
+
+
+def _score_campaign(
+    campaign: Campaign,
+    run_id: int,
+    source: str,
+    target: Path,
+    spark: SparkSession | None,
+    master: str | None,
+    model_dir: str | os.PathLike[str] | None,
+    echo: Echo,
+    timer: _Timer,
+) -> JobResult:
+    from pyspark.sql import functions as F
+    from pyspark.storagelevel import StorageLevel
+
+    from lib.model import load_artifact, resolve_artifact
+    from lib.scoring import decile_column, score_spark
+
+    if not campaign.is_active:
+        raise CampaignInactiveError(
+            f"campaign {campaign.id} ({campaign.name}) is inactive; activate it to score"
+        )
+    # The stored text is checked again: it may have been written to the database directly.
+    audience: AudienceFilter | None = parse_filter(campaign.audience_filter)
+
+    echo(f"📦 Loading model from: {campaign.model_path}")
+    with timer.stage("load model"):
+        artifact = resolve_artifact(campaign.model_path, model_dir)
+        load_artifact(artifact)  # proves the file deserialises before any Spark work starts
+        model_bytes = artifact.path.read_bytes()
+    if sorted(campaign.features) != sorted(artifact.features):
+        raise ModelError(
+            f"campaign features {campaign.features} are not the model's {artifact.features}"
+        )
+
+    with timer.stage("start spark"):
+        spark = spark or _start_spark(master)
+
+    echo(f"📊 Reading user data from: {source}")
+    with timer.stage("read + count"):
+        users = _read_users(spark, source)
+        needed = [schema.USER_ID, *artifact.features, *sorted(audience.columns if audience else [])]
+        check_input_columns(users, list(dict.fromkeys(needed)))
+        condition = to_spark_column(audience)
+        # One pass over the (few) filter columns gives both counts.
+        counts = users.agg(
+            F.count(F.lit(1)).alias("n"), F.count(F.when(condition, 1)).alias("hits")
+        ).first()
+        input_rows, audience_size = int(counts["n"]), int(counts["hits"])
+    echo(f"✅ Loaded {input_rows:,} users")
+    echo(f"🎯 Applying audience filter: {campaign.audience_filter or '(none: every user)'}")
+    share = audience_size / input_rows if input_rows else 0.0
+    echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
+
+    echo("🤖 Generating predictions...")
+    scored_at = datetime.now(UTC)
+    mean_score: float | None = None
+    cut_points: list[float] = []
+    with timer.stage("score"):
+        scored = score_spark(
+            spark,
+            users.filter(condition),
+            model_bytes,
+            artifact.format,
+            artifact.sha256,
+            artifact.features,
+        )
+        if audience_size:
+            # Scores are computed once: kept for the write after this quantile pass.
+            scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+            stats = scored.agg(
+                F.avg(schema.SCORE).alias("mean"),
+                F.percentile_approx(
+                    schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
+                ).alias("cuts"),
+            ).first()
+            mean_score, cut_points = float(stats["mean"]), [float(c) for c in stats["cuts"]]
+    predictions = scored.select(
+        F.col(schema.USER_ID).cast("long"),
+        F.lit(campaign.id).cast("long").alias(schema.CAMPAIGN_ID),
+        F.col(schema.SCORE).cast("double"),
+        decile_column(F.col(schema.SCORE), cut_points).alias(schema.DECILE),
+        F.lit(artifact.sha256).alias("model_sha256"),
+        F.lit(run_id).cast("long").alias("run_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+    )
+
+    echo(f"💾 Writing predictions to: {target}")
+    with timer.stage("write"):
+        _write(predictions, target, f"run{run_id}")
+    if audience_size:
+        scored.unpersist()
+    return JobResult(
+        campaign_id=campaign.id,
+        campaign_name=campaign.name,
+        run_id=run_id,
+        input_path=source,
+        output_path=str(target),
+        model_path=campaign.model_path,
+        model_sha256=artifact.sha256,
+        audience_filter=campaign.audience_filter,
+        input_rows=input_rows,
+        audience_size=audience_size,
+        mean_score=mean_score,
+        decile_cut_points=cut_points,
+        timings=timer.timings,
+    )
+
+
+def _write(predictions: DataFrame, target: Path, run_label: str) -> None:
+    """Write to a staging folder, then publish atomically; on failure nothing is visible."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = _staging_dir(target, run_label)
+    except OSError as err:
+        raise InvalidInputError(f"cannot write to {target}: {err.strerror or err}") from None
+    try:
+        predictions.write.mode("errorifexists").parquet(str(staging))
+        publish_atomically(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _start_spark(master: str | None) -> SparkSession:
+    from lib.spark import build_spark
+
+    try:
+        return build_spark("campaign-scoring", master)
+    except Exception as err:  # the JVM did not start: say what users can fix
+        if "JAVA_GATEWAY_EXITED" in str(err) or "Java gateway" in str(err):
+            message = "Spark could not start: is Java 17+ installed (java -version)?"
+            raise PipelineError(message) from None
+        raise
+
+
+def _record(api_url: str, campaign_id: int, run_id: int, **fields: Any) -> None:
+    """Update the run record; a failure to record must not hide the job's own outcome."""
+    try:
+        with ConfigApiClient(api_url, retries=2) as api:
+            api.update_run(campaign_id, run_id, **fields)
+    except PipelineError as err:
+        print(f"⚠️ could not record run {run_id}: {err}", file=sys.stderr)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# ---- command line ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lib.predict",
+        description="Score a campaign's audience with its CatBoost model on Spark.",
+    )
+    parser.add_argument("--campaign-id", type=int, required=True, help="campaign to score")
+    parser.add_argument(
+        "--config-api-url", default=None, help="config API base URL (default: CONFIG_API_URL)"
+    )
+    parser.add_argument(
+        "--input", default=None, help="users Parquet (default: DATA_DIR/sample_users.parquet)"
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="predictions Parquet (default: OUTPUT_DIR/predictions_campaign_<id>.parquet)",
+    )
+    parser.add_argument("--master", default=None, help="Spark master (default: SPARK_MASTER)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.campaign_id <= 2**31 - 1:
+        raise InvalidInputError(f"--campaign-id must be a positive id, got {args.campaign_id}")
+    try:
+        result = run_job(
+            args.campaign_id,
+            config_api_url=args.config_api_url,
+            input_path=args.input,
+            output_path=args.output,
+            master=args.master,
+        )
+    finally:
+        _stop_spark()
+    mean = f"{result.mean_score:.3f}" if result.mean_score is not None else "n/a"
+    print(
+        f"📈 Users: {result.input_rows:,} | audience: {result.audience_size:,} "
+        f"({result.audience_share:.1%}) | mean score: {mean} | run id: {result.run_id}"
+    )
+    return 0
+
+
+def _stop_spark() -> None:
+    if "pyspark" in sys.modules:
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+
+
+if __name__ == "__main__":
+    run_cli(main)

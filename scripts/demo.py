@@ -1,0 +1,195 @@
+"""`make demo`: the whole pipeline on the embedded defaults, end to end.
+
+1. generate data/sample_users.parquet and the training set (kept if already there);
+2. train and register the model (kept if the registered artifact is intact);
+3. start the config API on SQLite in the background;
+4. create the seed's "Black Friday Campaign" through HTTP (or reuse it);
+5. run notebook 04 with papermill for it and render the HTML report;
+6. print a summary and stop the API, also when a step fails.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import httpx  # noqa: E402
+
+from lib import schema  # noqa: E402
+from lib.errors import ModelError, PipelineError  # noqa: E402
+from lib.settings import get_settings  # noqa: E402
+
+SEED_CAMPAIGN = {
+    "name": "Black Friday Campaign",
+    "model_path": "models/campaign_model_v1.pkl",
+    "audience_filter": "country='US' AND age > 25",
+    "features": list(schema.FEATURES),
+}
+
+
+def step(text: str) -> None:
+    print(f"\n━━ {text}", flush=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _pick_port(preferred: int) -> int:
+    if preferred and _port_free(preferred):
+        return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    if preferred:
+        print(f"⚠️  port {preferred} is busy; the demo API uses port {port} instead")
+    return port
+
+
+@contextmanager
+def api_server(port: int, log_path: Path) -> Iterator[str]:
+    """uvicorn on 127.0.0.1:port in the background; always stopped on the way out."""
+    url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise PipelineError(f"the config API did not start; see {log_path}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise PipelineError(f"the config API did not answer in 60 s; see {log_path}")
+            time.sleep(0.2)
+        print(f"✅ Config API on {url} (docs: {url}/docs), log: {log_path}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        print("🛑 Config API stopped")
+
+
+def ensure_data() -> None:
+    from lib.data import DEFAULT_TRAINING_SEED, write_users
+
+    settings = get_settings()
+    step("1/5 Synthetic users")
+    if settings.users_path.exists() and settings.training_path.exists():
+        print(f"✅ Reusing {settings.users_path} and {settings.training_path}")
+        return
+    write_users(settings.users_path, 1_000)
+    write_users(settings.training_path, 20_000, DEFAULT_TRAINING_SEED, labelled=True)
+    print(f"✅ 1,000 users -> {settings.users_path}")
+    print(f"✅ 20,000 labelled users -> {settings.training_path}")
+
+
+def ensure_model() -> None:
+    import pandas as pd
+
+    from lib.model import resolve_artifact, save_model, train_model
+
+    settings = get_settings()
+    step("2/5 CatBoost model")
+    try:
+        artifact = resolve_artifact(SEED_CAMPAIGN["model_path"])
+        print(f"✅ Reusing registered model {artifact.path} (sha256 {artifact.sha256[:12]}…)")
+        return
+    except ModelError:
+        pass
+    result = train_model(pd.read_parquet(settings.training_path))
+    paths = save_model(result)
+    print(f"Model accuracy: {result.metrics['accuracy']:.3f}")
+    print(f"ROC AUC: {result.metrics['roc_auc']:.3f}")
+    print(f"✅ Model saved to {paths['pkl']}")
+    print(f"Required features: {result.features}")
+
+
+def main() -> int:
+    from lib.api_client import ConfigApiClient
+
+    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
+    from score import score
+
+    settings = get_settings()
+    ensure_data()
+    ensure_model()
+    step("3/5 Config API (SQLite)")
+    port = _pick_port(settings.api_port)
+    with api_server(port, settings.output_dir / "demo_api.log") as url:
+        step("4/5 Campaign")
+        with ConfigApiClient(url) as api:
+            campaign = api.find_campaign(SEED_CAMPAIGN["name"])
+            if campaign is None:
+                campaign = api.create_campaign(**SEED_CAMPAIGN)
+                print(f"✅ Created campaign {campaign.id}: {campaign.name}")
+            else:
+                if not campaign.is_active:
+                    campaign = api.update_campaign(campaign.id, is_active=True)
+                print(f"✅ Reusing campaign {campaign.id}: {campaign.name}")
+        step(
+            f"5/5 Scoring: papermill notebooks/04_spark_scoring.ipynb -p campaign_id {campaign.id}"
+        )
+        code, executed, html = score(
+            campaign.id, config_api_url=url, name=f"demo_campaign_{campaign.id}"
+        )
+        if code:
+            print(f"❌ Scoring failed (exit {code}); see {executed}")
+            return code
+    summarise(campaign.id, executed, html)
+    return 0
+
+
+def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
+    import pandas as pd
+
+    output = get_settings().prediction_path(campaign_id)
+    predictions = pd.read_parquet(output)
+    users = pd.read_parquet(get_settings().users_path, columns=[schema.USER_ID])
+    print("\n━━ Summary")
+    print(f"Users:      {len(users):,}")
+    print(f"Audience:   {len(predictions):,} ({len(predictions) / len(users):.1%})")
+    print(f"Mean score: {predictions[schema.SCORE].mean():.3f}")
+    print(f"Output:     {output}")
+    print(f"Notebook:   {executed}")
+    if html:
+        print(f"Report:     {html}")
+    print("Next: `make lab` and open notebooks/01_generate_data.ipynb")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except PipelineError as err:
+        print(f"❌ error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

@@ -1,0 +1,107 @@
+"""`make score`: run notebook 04 with papermill for one campaign, then render an HTML report.
+
+    python scripts/score.py --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
+
+The executed notebook and its HTML rendering land in OUTPUT_DIR/runs/; they are kept for
+failed runs too (the error is in them). Exit code: the job's own (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from lib import errors  # noqa: E402
+from lib.settings import get_settings  # noqa: E402
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
+
+
+def render_html(notebook: Path) -> Path:
+    """The executed notebook as a standalone HTML report beside it."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def exit_code_for(error_name: str) -> int:
+    """The job's exit code for an exception class name raised inside the notebook."""
+    error = getattr(errors, error_name, None)
+    is_pipeline_error = isinstance(error, type) and issubclass(error, errors.PipelineError)
+    return error.exit_code if is_pipeline_error else 1
+
+
+def score(
+    campaign_id: int,
+    *,
+    config_api_url: str | None = None,
+    input_path: str | None = None,
+    output_path: str | None = None,
+    name: str | None = None,
+) -> tuple[int, Path, Path | None]:
+    """Run notebook 04; returns (exit code, executed notebook, HTML report)."""
+    import papermill as pm
+
+    settings = get_settings()
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    executed = settings.runs_dir / f"{name or f'campaign_{campaign_id}_{stamp}'}.ipynb"
+    parameters = {
+        "campaign_id": campaign_id,
+        "config_api_url": config_api_url or settings.config_api_url,
+    }
+    if input_path:
+        parameters["input_path"] = input_path
+    if output_path:
+        parameters["output_path"] = output_path
+    code = 0
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOK),
+            str(executed),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(NOTEBOOK.parent),
+            progress_bar=False,
+            # Stream the cells' printed output (the job's progress lines) as it comes.
+            stdout_file=sys.stdout,
+            stderr_file=sys.stderr,
+        )
+    except pm.PapermillExecutionError as err:
+        print(f"❌ error: {err.evalue}", file=sys.stderr)
+        code = exit_code_for(err.ename)
+    html = render_html(executed) if executed.exists() else None
+    return code, executed, html
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make score", description=__doc__.splitlines()[0])
+    parser.add_argument("--campaign-id", type=int, required=True)
+    parser.add_argument("--config-api-url", default=None)
+    parser.add_argument("--input", default=None)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    code, executed, html = score(
+        args.campaign_id,
+        config_api_url=args.config_api_url,
+        input_path=args.input,
+        output_path=args.output,
+    )
+    print(f"📓 Executed notebook: {executed}")
+    if html is not None:
+        print(f"📄 Run report: {html}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
