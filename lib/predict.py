@@ -106,11 +106,34 @@ def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
             raise InvalidInputError(f"input column '{name}' must be text, is {types[name]}")
 
 
+def check_local_input(path: str, needed: Sequence[str]) -> None:
+    """Fail fast, before Spark starts, when a local input is missing or lacks columns."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if "://" in path:
+        return  # remote storage: Spark checks it (check_input_columns)
+    if not Path(path).exists():
+        raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
+    try:
+        fields = {f.name: f.type for f in ds.dataset(path, format="parquet").schema}
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InvalidInputError(f"cannot read input {path}: {err}") from None
+    missing = [c for c in needed if c not in fields]
+    if missing:
+        raise InvalidInputError(f"input lacks columns {missing} (has {sorted(fields)})")
+    for name in needed:
+        kind, typ = schema.AUDIENCE_COLUMNS.get(name), fields[name]
+        numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
+        if kind in ("int", "float") and not numeric:
+            raise InvalidInputError(f"input column '{name}' must be numeric, is {typ}")
+        if kind == "string" and not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+            raise InvalidInputError(f"input column '{name}' must be text, is {typ}")
+
+
 def _read_users(spark: SparkSession, path: str) -> DataFrame:
     from pyspark.errors import AnalysisException
 
-    if "://" not in path and not Path(path).exists():
-        raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
     try:
         return spark.read.parquet(path)
     except AnalysisException as err:
@@ -242,14 +265,16 @@ def _score_campaign(
             f"campaign features {campaign.features} are not the model's {artifact.features}"
         )
 
+    echo(f"📊 Reading user data from: {source}")
+    filter_columns = sorted(audience.columns) if audience else []
+    needed = list(dict.fromkeys([schema.USER_ID, *artifact.features, *filter_columns]))
+    check_local_input(source, needed)
+
     with timer.stage("start spark"):
         spark = spark or _start_spark(master)
-
-    echo(f"📊 Reading user data from: {source}")
     with timer.stage("read + count"):
         users = _read_users(spark, source)
-        needed = [schema.USER_ID, *artifact.features, *sorted(audience.columns if audience else [])]
-        check_input_columns(users, list(dict.fromkeys(needed)))
+        check_input_columns(users, needed)
         condition = to_spark_column(audience)
         # One pass over the (few) filter columns gives both counts.
         counts = users.agg(

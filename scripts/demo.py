@@ -100,39 +100,30 @@ def api_server(port: int, log_path: Path) -> Iterator[str]:
         print("🛑 Config API stopped")
 
 
-def ensure_data() -> None:
-    from lib.data import DEFAULT_TRAINING_SEED, write_users
+def _run(*args: str) -> None:
+    """A project command in its own process, exactly as a learner would type it."""
+    print(f"$ python {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, check=True)
 
+
+def ensure_data() -> None:
     settings = get_settings()
     step("1/5 Synthetic users")
-    if settings.users_path.exists() and settings.training_path.exists():
-        print(f"✅ Reusing {settings.users_path} and {settings.training_path}")
+    if settings.users_path.exists():
+        print(f"✅ Reusing {settings.users_path}")
         return
-    write_users(settings.users_path, 1_000)
-    write_users(settings.training_path, 20_000, DEFAULT_TRAINING_SEED, labelled=True)
-    print(f"✅ 1,000 users -> {settings.users_path}")
-    print(f"✅ 20,000 labelled users -> {settings.training_path}")
+    _run("-m", "lib.data")
 
 
 def ensure_model() -> None:
-    import pandas as pd
+    from lib.model import resolve_artifact
 
-    from lib.model import resolve_artifact, save_model, train_model
-
-    settings = get_settings()
     step("2/5 CatBoost model")
     try:
         artifact = resolve_artifact(SEED_CAMPAIGN["model_path"])
         print(f"✅ Reusing registered model {artifact.path} (sha256 {artifact.sha256[:12]}…)")
-        return
     except ModelError:
-        pass
-    result = train_model(pd.read_parquet(settings.training_path))
-    paths = save_model(result)
-    print(f"Model accuracy: {result.metrics['accuracy']:.3f}")
-    print(f"ROC AUC: {result.metrics['roc_auc']:.3f}")
-    print(f"✅ Model saved to {paths['pkl']}")
-    print(f"Required features: {result.features}")
+        _run("-m", "lib.model")  # trains on its own labelled set (seed 7), then registers
 
 
 def main() -> int:
@@ -193,3 +184,5 @@ if __name__ == "__main__":
     except PipelineError as err:
         print(f"❌ error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
+    except subprocess.CalledProcessError as err:
+        sys.exit(err.returncode)

@@ -74,3 +74,18 @@ def test_ci_script_runs_make_test_with_postgres_enabled() -> None:
     script = (PROJECT_ROOT / ".ci" / "run").read_text()
     assert "make test" in script
     assert "TEST_DATABASE_URL" in script and "CI=true" in script
+
+
+def test_papermill_sees_every_parameter_of_every_notebook() -> None:
+    import ast
+
+    import papermill as pm
+
+    for path in sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+        nb = json.loads(path.read_text())
+        cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+        tree = ast.parse("".join(cell["source"]))
+        declared = [n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)]
+        assert len(declared) == len(tree.body), f"{path.name}: every parameter is typed"
+        inferred = list(pm.inspect_notebook(str(path)))
+        assert inferred == declared, path.name

@@ -1,0 +1,156 @@
+"""Notebook 04 as the production job: papermill CLI, testbook, `make score`, `make demo`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from lib.settings import PROJECT_ROOT
+from tests.e2e.conftest import Project
+from tests.notebooks.conftest import executed_notebook
+
+pytestmark = [pytest.mark.e2e, pytest.mark.notebooks]
+
+NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
+PAPERMILL = Path(sys.executable).parent / "papermill"
+
+
+def run_cmd(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        args,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
+
+
+def test_papermill_lists_the_parameters() -> None:
+    out = run_cmd([str(PAPERMILL), "--help-notebook", str(NOTEBOOK)], {})
+    assert out.returncode == 0, out.stderr
+    for name in ("campaign_id", "config_api_url", "input_path", "output_path", "spark_master"):
+        assert name in out.stdout
+    assert "int" in out.stdout  # typed defaults
+
+
+def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
+    campaign_id = project.create_campaign("papermill", "country='US' AND age > 25")
+    executed = tmp_path / "runs" / "black_friday.ipynb"
+    executed.parent.mkdir()
+    out = run_cmd(
+        [
+            str(PAPERMILL),
+            str(NOTEBOOK),
+            str(executed),
+            "-p",
+            "campaign_id",
+            str(campaign_id),
+            "-p",
+            "config_api_url",
+            project.url,
+        ],
+        project.env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    nb = nbformat.read(executed, as_version=4)
+    assert not [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.output_type == "error"
+    ]
+    printed = "".join(
+        o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+    assert "✅ JOB COMPLETED SUCCESSFULLY" in printed
+    users = pd.read_parquet(project.users)
+    expected = int(((users.country == "US") & (users.age > 25)).sum())
+    assert len(pd.read_parquet(project.output(campaign_id))) == expected
+
+
+def test_testbook_reads_the_jobs_results_from_the_kernel(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in project.env.items():
+        monkeypatch.setenv(key, value)
+    campaign_id = project.create_campaign("testbook", "engagement_score >= 0.5")
+    users = pd.read_parquet(project.users)
+    expected = int((users.engagement_score >= 0.5).sum())
+    params = {"campaign_id": campaign_id, "config_api_url": project.url}
+    with executed_notebook("04_spark_scoring.ipynb", params) as tb:
+        assert tb.value("audience_size") == expected
+        assert sum(tb.value("decile_sizes")) == expected
+        summary = tb.value("summary")
+        assert summary["input_rows"] == len(users)
+        assert summary["output_path"] == str(project.output(campaign_id))
+        assert set(tb.value("list(result.timings)")) >= {"read + count", "score", "write"}
+        assert tb.value("len(top_users)") == 10
+
+
+def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> None:
+    campaign_id = project.create_campaign("make score", "age < 30")
+    out = run_cmd(
+        [sys.executable, "scripts/score.py", "--campaign-id", str(campaign_id)], project.env
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
+    runs = project.root / "output" / "runs"
+    reports = sorted(runs.glob(f"campaign_{campaign_id}_*.html"))
+    assert len(reports) == 1 and "Score histogram" in reports[0].read_text()
+
+
+def test_failing_run_exits_with_the_jobs_code_and_keeps_the_notebook(project: Project) -> None:
+    out = run_cmd([sys.executable, "scripts/score.py", "--campaign-id", "9999"], project.env)
+    assert out.returncode == 4
+    assert "❌ error: campaign 9999 does not exist" in out.stderr
+    executed = sorted((project.root / "output" / "runs").glob("campaign_9999_*.ipynb"))
+    assert len(executed) == 1
+    cells = json.loads(executed[0].read_text())["cells"]
+    errors = [
+        o
+        for c in cells
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+        if o["output_type"] == "error"
+    ]
+    assert errors and errors[0]["ename"] == "CampaignNotFoundError"
+
+
+def test_make_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "MODEL_DIR": str(tmp_path / "models"),
+        "OUTPUT_DIR": str(tmp_path / "output"),
+        "API_PORT": "0",
+    }
+    first = run_cmd([sys.executable, "scripts/demo.py"], env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    for text in (
+        "Model accuracy: 0.",
+        "Created campaign 1: Black Friday Campaign",
+        "✅ JOB COMPLETED SUCCESSFULLY",
+        "Audience:",
+        "Mean score:",
+        "Report:",
+        "🛑 Config API stopped",
+    ):
+        assert text in first.stdout, text
+    predictions = pd.read_parquet(tmp_path / "output" / "predictions_campaign_1.parquet")
+    users = pd.read_parquet(tmp_path / "data" / "sample_users.parquet")
+    assert len(users) == 1_000
+    assert len(predictions) == int(((users.country == "US") & (users.age > 25)).sum())
+    assert (tmp_path / "output" / "runs" / "demo_campaign_1.html").exists()
+
+    second = run_cmd([sys.executable, "scripts/demo.py"], env)  # idempotent
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Reusing campaign 1: Black Friday Campaign" in second.stdout
+    assert "Reusing registered model" in second.stdout

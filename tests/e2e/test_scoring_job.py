@@ -1,0 +1,345 @@
+"""The scoring job end to end: real API, real Spark, real CatBoost, real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from lib import predict, schema
+from lib.errors import AudienceFilterError, CampaignInactiveError, InvalidInputError, ModelError
+from lib.model import load_model
+from lib.settings import PROJECT_ROOT
+from tests.e2e.conftest import Project
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
+
+FILTERS: list[tuple[str | None, Callable[[pd.DataFrame], pd.Series]]] = [
+    ("country='US' AND age > 25", lambda d: (d.country == "US") & (d.age > 25)),
+    (
+        "country IN ('DE', 'FR') AND engagement_score >= 0.5",
+        lambda d: d.country.isin(["DE", "FR"]) & (d.engagement_score >= 0.5),
+    ),
+    (
+        "age BETWEEN 30 AND 40 OR NOT (frequency > 2)",
+        lambda d: d.age.between(30, 40) | ~(d.frequency > 2),
+    ),
+    (None, lambda d: pd.Series(True, index=d.index)),
+]
+
+
+def run(project: Project, spark, campaign_id: int, **kwargs) -> predict.JobResult:
+    return predict.run_job(
+        campaign_id,
+        config_api_url=project.url,
+        input_path=str(project.users),
+        output_path=str(project.output(campaign_id)),
+        spark=spark,
+        model_dir=project.models,
+        echo=lambda line: None,
+        **kwargs,
+    )
+
+
+def last_run(project: Project, campaign_id: int):
+    with project.api() as api:
+        return api.list_runs(campaign_id)[0]
+
+
+@pytest.mark.parametrize(("text", "select"), FILTERS)
+def test_output_is_exactly_the_audience_scored_by_catboost(
+    project: Project, spark, text: str | None, select
+) -> None:
+    campaign_id = project.create_campaign(f"correctness {text}", text)
+    result = run(project, spark, campaign_id)
+
+    users = pd.read_parquet(project.users)
+    expected = users[select(users)]
+    out = pd.read_parquet(project.output(campaign_id)).sort_values(schema.USER_ID)
+    assert out[schema.USER_ID].tolist() == sorted(expected[schema.USER_ID])
+    assert result.input_rows == len(users)
+    assert result.audience_size == len(expected)
+
+    model = load_model("campaign_model_v1.cbm", project.models)
+    merged = out.merge(users, on=schema.USER_ID)
+    truth = model.predict_proba(merged[list(schema.FEATURES)])[:, 1]
+    assert np.max(np.abs(merged[schema.SCORE].to_numpy() - truth)) <= 1e-9
+    assert result.mean_score == pytest.approx(truth.mean(), abs=1e-12)
+
+    # Deciles: 1 holds the best scores, each tenth of the audience gets its own decile.
+    ranked = out.sort_values(schema.SCORE, ascending=False)
+    assert ranked[schema.DECILE].is_monotonic_increasing
+    sizes = ranked[schema.DECILE].value_counts().reindex(range(1, 11), fill_value=0)
+    assert (abs(sizes - len(out) / 10) <= 1.5).all(), sizes.tolist()
+
+    assert (out[schema.CAMPAIGN_ID] == campaign_id).all()
+    assert (out["run_id"] == result.run_id).all()
+    assert (out["model_sha256"] == result.model_sha256).all()
+    run_record = last_run(project, campaign_id)
+    assert (run_record.status, run_record.audience_size) == ("succeeded", len(expected))
+    assert run_record.input_rows == len(users) and run_record.scored_rows == len(expected)
+
+
+def test_output_schema_is_the_contract(project: Project, spark) -> None:
+    campaign_id = project.create_campaign("schema", "age > 60")
+    run(project, spark, campaign_id)
+    file_schema = pq.read_schema(next(project.output(campaign_id).glob("*.parquet")))
+    for field in schema.PREDICTION_SCHEMA:
+        assert file_schema.field(field.name).type == field.type, field.name
+
+
+def test_empty_audience_writes_an_empty_file_with_the_full_schema(project: Project, spark) -> None:
+    campaign_id = project.create_campaign("nobody", "country = 'XX'")
+    result = run(project, spark, campaign_id)
+    out = pd.read_parquet(project.output(campaign_id))
+    assert result.audience_size == 0 and out.empty
+    assert list(out.columns) == schema.PREDICTION_SCHEMA.names
+    assert last_run(project, campaign_id).status == "succeeded"
+
+
+def test_rerun_replaces_the_output_atomically(project: Project, spark) -> None:
+    campaign_id = project.create_campaign("rerun", "age > 50")
+    first = run(project, spark, campaign_id)
+    second = run(project, spark, campaign_id)
+    out = pd.read_parquet(project.output(campaign_id))
+    assert set(out["run_id"]) == {second.run_id} != {first.run_id}
+    assert project.output(campaign_id).is_symlink()
+    staging = project.output(campaign_id).parent / f".{project.output(campaign_id).name}.staging"
+    assert list(staging.iterdir()) == []
+
+
+def test_crash_while_writing_keeps_the_previous_output(
+    project: Project, spark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign_id = project.create_campaign("crash", "age > 40")
+    run(project, spark, campaign_id)
+    before = pd.read_parquet(project.output(campaign_id))
+
+    def crash_after_partial_write(written: Path, target: Path, keep: int = 2) -> None:
+        assert any(written.glob("*.parquet"))  # the new data was (partly) on disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(predict, "publish_atomically", crash_after_partial_write)
+    with pytest.raises(OSError, match="No space left"):
+        run(project, spark, campaign_id)
+    pd.testing.assert_frame_equal(pd.read_parquet(project.output(campaign_id)), before)
+    staging = project.output(campaign_id).parent / f".{project.output(campaign_id).name}.staging"
+    assert list(staging.iterdir()) == []
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and "No space left" in failed.error_message
+
+
+def test_leftovers_of_a_killed_run_do_not_disturb_readers(project: Project, spark) -> None:
+    campaign_id = project.create_campaign("killed", "age > 30")
+    run(project, spark, campaign_id)
+    before = pd.read_parquet(project.output(campaign_id))
+    # What a run killed mid-write leaves: a half-written folder in the staging area.
+    staging = project.output(campaign_id).parent / f".{project.output(campaign_id).name}.staging"
+    partial = staging / "20261126T000000-run999-deadbeef"
+    partial.mkdir()
+    (partial / "part-00000.parquet").write_bytes(b"PAR1 half a file")
+    pd.testing.assert_frame_equal(pd.read_parquet(project.output(campaign_id)), before)
+    run(project, spark, campaign_id)  # the next run still publishes cleanly
+    assert len(pd.read_parquet(project.output(campaign_id))) == len(before)
+
+
+def test_hostile_filter_written_into_the_database_is_refused(project: Project, spark) -> None:
+    campaign_id = project.insert_raw_campaign(
+        name="sneaky",
+        audience_filter="age > 0 AND EXISTS (SELECT TRANSFORM(age) USING 'touch /tmp/pwned' "
+        "AS (x) FROM users)",
+    )
+    with pytest.raises(AudienceFilterError, match="subqueries"):
+        run(project, spark, campaign_id)
+    assert not project.output(campaign_id).exists()
+    assert last_run(project, campaign_id).status == "failed"
+
+
+def test_inactive_campaign_is_refused_and_recorded(project: Project, spark) -> None:
+    campaign_id = project.create_campaign("paused", "age > 20", is_active=False)
+    with pytest.raises(CampaignInactiveError, match="inactive"):
+        run(project, spark, campaign_id)
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and "inactive" in failed.error_message
+
+
+def test_input_with_wrong_column_types_is_refused(project: Project, spark, tmp_path) -> None:
+    users = pd.read_parquet(project.users).astype({"age": str})
+    users.to_parquet(tmp_path / "bad.parquet")
+    campaign_id = project.create_campaign("types", "age > 25")
+    with pytest.raises(InvalidInputError, match="'age' must be numeric"):
+        predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(tmp_path / "bad.parquet"),
+            spark=spark,
+            output_path=str(tmp_path / "out.parquet"),
+            model_dir=project.models,
+            echo=lambda line: None,
+        )
+
+
+def test_restricted_mode_makes_spark_refuse_reflection(spark) -> None:
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException):
+        spark.sql("SELECT reflect('java.lang.System', 'getProperty', 'user.name')").collect()
+    with pytest.raises(AnalysisException):
+        spark.sql("SELECT * FROM parquet.`/etc`").collect()
+
+
+# ---- the command line: one readable line and a distinct exit code per failure -----------------
+def cli(project: Project, *args: str, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "lib.predict", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **project.env, **(env or {})},
+    )
+
+
+def assert_one_line_failure(out, code: int, message: str) -> None:
+    assert out.returncode == code, (out.returncode, out.stderr)
+    errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
+    assert len(errors) == 1 and message in errors[0], out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.fixture
+def previous_output(project: Project, spark) -> Callable[[int], bytes]:
+    """Score a campaign once so a failing later run has an output to leave alone."""
+
+    def make(campaign_id: int) -> bytes:
+        run(project, spark, campaign_id)
+        return pd.read_parquet(project.output(campaign_id)).to_json().encode()
+
+    return make
+
+
+def test_cli_unknown_campaign(project: Project) -> None:
+    assert_one_line_failure(cli(project, "--campaign-id", "4242"), 4, "does not exist")
+
+
+def test_cli_api_unreachable(project: Project) -> None:
+    out = cli(project, "--campaign-id", "1", "--config-api-url", "http://127.0.0.1:9")
+    assert_one_line_failure(out, 6, "config API unreachable")
+
+
+def test_cli_inactive_campaign(project: Project, previous_output) -> None:
+    campaign_id = project.create_campaign("cli paused", "age > 20")
+    before = previous_output(campaign_id)
+    with project.api() as api:
+        api.update_campaign(campaign_id, is_active=False)
+    assert_one_line_failure(cli(project, "--campaign-id", str(campaign_id)), 5, "inactive")
+    assert pd.read_parquet(project.output(campaign_id)).to_json().encode() == before
+
+
+def test_cli_invalid_filter_in_database(project: Project) -> None:
+    campaign_id = project.insert_raw_campaign(
+        name="cli sneaky", audience_filter="reflect('java.lang.Runtime', 'getRuntime') IS NULL"
+    )
+    out = cli(project, "--campaign-id", str(campaign_id))
+    assert_one_line_failure(out, 7, "function calls are not allowed")
+    assert last_run(project, campaign_id).status == "failed"
+
+
+@pytest.mark.parametrize("problem", ["missing", "unregistered", "tampered"])
+def test_cli_model_problems(project: Project, previous_output, tmp_path: Path, problem) -> None:
+    campaign_id = project.create_campaign(f"cli model {problem}", "age > 20")
+    before = previous_output(campaign_id)
+    models = tmp_path / "models"
+    shutil.copytree(project.models, models)
+    if problem == "missing":
+        (models / "campaign_model_v1.pkl").unlink()
+    elif problem == "unregistered":
+        (models / "registry.json").write_text('{"artifacts": {}}')
+    else:
+        (models / "campaign_model_v1.pkl").write_bytes(b"\x80\x04evil")
+    out = cli(project, "--campaign-id", str(campaign_id), env={"MODEL_DIR": str(models)})
+    message = {"missing": "missing", "unregistered": "not registered", "tampered": "checksum"}
+    assert_one_line_failure(out, ModelError.exit_code, message[problem])
+    assert pd.read_parquet(project.output(campaign_id)).to_json().encode() == before
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and message[problem] in failed.error_message
+
+
+def test_cli_input_missing(project: Project, tmp_path: Path) -> None:
+    campaign_id = project.create_campaign("cli no input", "age > 20")
+    out = cli(project, "--campaign-id", str(campaign_id), "--input", str(tmp_path / "nope"))
+    assert_one_line_failure(out, 2, "input not found")
+
+
+def test_cli_input_lacking_columns(project: Project, tmp_path: Path) -> None:
+    campaign_id = project.create_campaign("cli columns", "age > 20")
+    pd.read_parquet(project.users).drop(columns=["monetary"]).to_parquet(tmp_path / "u.parquet")
+    out = cli(project, "--campaign-id", str(campaign_id), "--input", str(tmp_path / "u.parquet"))
+    assert_one_line_failure(out, 2, "input lacks columns ['monetary']")
+    assert last_run(project, campaign_id).status == "failed"
+
+
+def test_cli_success_prints_the_seed_progress_lines(project: Project) -> None:
+    campaign_id = project.create_campaign("cli ok", "country='US' AND age > 25")
+    out = cli(project, "--campaign-id", str(campaign_id))
+    assert out.returncode == 0, out.stderr
+    users = pd.read_parquet(project.users)
+    n = int(((users.country == "US") & (users.age > 25)).sum())
+    for line in [
+        "🚀 SPARK PREDICTION JOB STARTING",
+        f"📡 Fetching campaign config from: {project.url}/campaigns/{campaign_id}",
+        "✅ Loaded campaign: cli ok",
+        "📦 Loading model from: models/campaign_model_v1.pkl",
+        f"📊 Reading user data from: {project.users}",
+        "✅ Loaded 1,000 users",
+        "🎯 Applying audience filter: country='US' AND age > 25",
+        f"✅ Filtered to {n:,} users ({n / 1000:.1%})",
+        "🤖 Generating predictions...",
+        f"💾 Writing predictions to: {project.output(campaign_id)}",
+        "✅ JOB COMPLETED SUCCESSFULLY",
+    ]:
+        assert line in out.stdout.splitlines(), line
+    assert len(pd.read_parquet(project.output(campaign_id))) == n
+
+
+def test_spark_submit_runs_the_job_file(project: Project) -> None:
+    import pyspark
+
+    campaign_id = project.create_campaign("spark-submit", "age > 45")
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    out = subprocess.run(
+        [
+            str(spark_submit),
+            "--master",
+            "local[1]",
+            "--driver-memory",
+            "1g",
+            str(PROJECT_ROOT / "lib" / "predict.py"),
+            "--campaign-id",
+            str(campaign_id),
+            "--config-api-url",
+            project.url,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **os.environ,
+            **project.env,
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+        },
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
+    users = pd.read_parquet(project.users)
+    assert len(pd.read_parquet(project.output(campaign_id))) == int((users.age > 45).sum())
