@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from api.db import dispose_engines, get_engine
 from api.migrate import ensure_schema
-from api.routes import campaigns
+from api.routes import audience, campaigns
 from api.schemas import Health, Message
 from api.validation import CampaignValidationError
 
@@ -52,6 +52,7 @@ def create_app() -> FastAPI:
         },
     )
     app.include_router(campaigns.router)
+    app.include_router(audience.router)
 
     @app.exception_handler(CampaignValidationError)
     async def _invalid_campaign(_: Request, err: CampaignValidationError) -> JSONResponse:

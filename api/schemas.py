@@ -166,3 +166,25 @@ class RunPublic(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str
+
+
+class AudiencePreviewRequest(BaseModel):
+    """A filter to try before saving it on a campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audience_filter: AudienceText | None = Field(
+        default=None, examples=["country='US' AND age > 25"]
+    )
+    sample_size: Annotated[StrictInt, Field(ge=0, le=50)] = 5
+
+    _filter = field_validator("audience_filter")(_check_filter)
+
+
+class AudiencePreviewPublic(BaseModel):
+    """How many users match (counted with Ibis on DuckDB over the users Parquet)."""
+
+    total_users: int
+    matching_users: int
+    share: float
+    sample: list[dict[str, int | float | str | None]]

@@ -56,11 +56,16 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark(tmp_path_factory: pytest.TempPathFactory):
     """The suite's one local SparkSession (two cores, UI off, restricted SQL)."""
     from lib.spark import build_spark
 
-    session = build_spark("spark-ml-pipeline-tests", "local[2]")
+    warehouse = tmp_path_factory.mktemp("spark-warehouse")  # Ibis creates temporary tables
+    session = build_spark(
+        "spark-ml-pipeline-tests",
+        "local[2]",
+        extra_conf={"spark.sql.warehouse.dir": str(warehouse)},
+    )
     yield session
     session.stop()
 

@@ -9,8 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from api import crud
 from api.deps import SessionDep, SettingsDep
 from api.models import Campaign
+from api.routes.audience import BAD_STORED_FILTER, NO_USERS, audience_preview
 from api.schemas import (
     MAX_ID,
+    AudiencePreviewPublic,
     CampaignCreate,
     CampaignPublic,
     CampaignUpdate,
@@ -140,3 +142,19 @@ def update_run(
     if run is None:
         raise HTTPException(404, f"Run {run_id} of campaign {campaign_id} not found")
     return crud.update_run(session=session, db_run=run, run_in=run_in)
+
+
+@router.get(
+    "/{campaign_id}/audience",
+    response_model=AudiencePreviewPublic,
+    responses={**NOT_FOUND, **NO_USERS, **BAD_STORED_FILTER},
+)
+def campaign_audience(
+    campaign_id: CampaignId,
+    session: SessionDep,
+    settings: SettingsDep,
+    sample_size: Annotated[int, Query(ge=0, le=50, description="Users to show.")] = 5,
+) -> AudiencePreviewPublic:
+    """The campaign's audience: matching users, their share and a small sample."""
+    campaign = _get_or_404(session, campaign_id)
+    return audience_preview(campaign.audience_filter, settings, sample_size)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -67,6 +68,9 @@ def test_output_is_exactly_the_audience_scored_by_catboost(
     assert out[schema.USER_ID].tolist() == sorted(expected[schema.USER_ID])
     assert result.input_rows == len(users)
     assert result.audience_size == len(expected)
+    # The API's Ibis/DuckDB preview counts exactly what the Spark job scored.
+    preview = httpx.get(f"{project.url}/campaigns/{campaign_id}/audience").json()
+    assert (preview["matching_users"], preview["total_users"]) == (len(out), len(users))
 
     model = load_model("campaign_model_v1.cbm", project.models)
     merged = out.merge(users, on=schema.USER_ID)

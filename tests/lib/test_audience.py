@@ -153,3 +153,34 @@ def test_ibis_expression_selects_what_pandas_selects(
     table = con.create_table("users", users)
     selected = table.filter(audience.to_ibis(parse_filter(text), table)).to_pandas()
     assert sorted(selected.user_id) == sorted(users.loc[expected(users), "user_id"])
+
+
+@pytest.fixture(scope="module")
+def users_parquet(users: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("preview") / "users.parquet"
+    users.to_parquet(path)
+    return str(path)
+
+
+@pytest.mark.parametrize(("text", "expected"), EQUIVALENT_FILTERS)
+def test_duckdb_preview_counts_what_pandas_selects(
+    users: pd.DataFrame, users_parquet: str, text: str, expected
+) -> None:
+    preview = audience.preview_parquet(parse_filter(text), users_parquet, sample_size=2)
+    assert preview.total_users == len(users)
+    assert preview.matching_users == int(expected(users).sum())
+    assert [row["user_id"] for row in preview.sample] == sorted(
+        users.loc[expected(users), "user_id"]
+    )[:2]
+
+
+@pytest.mark.spark
+def test_duckdb_and_pyspark_backends_agree(spark, users_parquet: str) -> None:
+    import ibis
+
+    spark_users = ibis.pyspark.connect(spark).read_parquet(users_parquet)
+    for text, _ in EQUIVALENT_FILTERS:
+        checked = parse_filter(text)
+        on_spark = audience.preview_audience(checked, spark_users, sample_size=3)
+        on_duckdb = audience.preview_parquet(checked, users_parquet, sample_size=3)
+        assert on_spark == on_duckdb, text

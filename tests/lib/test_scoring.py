@@ -9,7 +9,7 @@ import pytest
 from lib import schema
 from lib.data import generate_users
 from lib.model import load_model, resolve_artifact
-from lib.scoring import decile_column, score_pandas, score_spark
+from lib.scoring import decile_column, score_arrow, score_pandas, score_spark
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +87,23 @@ def test_decile_column_without_cut_points_is_one(spark) -> None:
 
     out = spark.range(3).select(decile_column(F.col("id"), []).alias("d")).toPandas()
     assert out["d"].tolist() == [1, 1, 1]
+
+
+def test_arrow_and_pandas_scoring_agree_bit_for_bit(users, model) -> None:
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_pandas(users, preserve_index=False)
+    arrow = score_arrow(batch, model, schema.FEATURES)
+    pandas = score_pandas(users, model, schema.FEATURES)
+    assert arrow.schema.names == [schema.USER_ID, schema.SCORE]
+    np.testing.assert_array_equal(arrow.column(schema.SCORE).to_numpy(), pandas[schema.SCORE])
+    np.testing.assert_array_equal(arrow.column(schema.USER_ID).to_numpy(), pandas[schema.USER_ID])
+
+
+def test_arrow_scoring_of_an_empty_batch(users, model) -> None:
+    import pyarrow as pa
+
+    batch = pa.RecordBatch.from_pandas(users.head(0), preserve_index=False)
+    scored = score_arrow(batch, model, schema.FEATURES)
+    assert scored.num_rows == 0
+    assert scored.schema.field(schema.SCORE).type == pa.float64()

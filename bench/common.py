@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmarks: cached inputs, a trained model, peak-memory sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from lib.settings import PROJECT_ROOT
+
+CACHE = PROJECT_ROOT / "bench" / ".cache"
+RESULTS = PROJECT_ROOT / "bench" / "results"
+
+
+def machine() -> str:
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.machine()}"
+
+
+def users_file(n_users: int, seed: int = 42) -> Path:
+    """A cached Parquet file of ``n_users`` synthetic users (generated once, in chunks)."""
+    from lib.data import write_users
+
+    path = CACHE / f"users_{n_users}_{seed}.parquet"
+    if not path.exists():
+        print(f"generating {n_users:,} users -> {path}", flush=True)
+        write_users(path, n_users, seed, progress=True)
+    return path
+
+
+def model_dir() -> Path:
+    """The project's default model (python -m lib.model settings), trained once."""
+    from lib.data import DEFAULT_TRAINING_SEED, generate_users
+    from lib.model import save_model, train_model
+
+    directory = CACHE / "models"
+    if not (directory / "registry.json").exists():
+        result = train_model(generate_users(20_000, DEFAULT_TRAINING_SEED, labelled=True))
+        save_model(result, directory)
+    return directory
+
+
+@dataclass
+class Measured:
+    result: dict[str, Any]
+    peak_driver_mb: float  # the measured process itself
+    peak_tree_mb: float  # the process and all its children (JVM, Python workers)
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run ``python args...`` and sample its memory every 50 ms; it prints one JSON line."""
+    process = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    peaks = {"driver": 0, "tree": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        proc = psutil.Process(process.pid)
+        while not done.is_set():
+            try:
+                main = proc.memory_info().rss
+                tree = main + sum(
+                    child.memory_info().rss for child in proc.children(recursive=True)
+                )
+            except psutil.Error:
+                break
+            peaks["driver"] = max(peaks["driver"], main)
+            peaks["tree"] = max(peaks["tree"], tree)
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = process.communicate()
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed with exit {process.returncode}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    return Measured(result, peaks["driver"] / 2**20, peaks["tree"] / 2**20)
+
+
+def save(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path

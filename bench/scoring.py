@@ -1,0 +1,245 @@
+"""Scoring throughput: the project's Spark path against the single-process limit.
+
+    python -m bench.scoring [--n-users 2000000] [--repeats 3] [--udf-rows 100000]
+
+(a) the limit: one Python process, pyarrow read -> CatBoost predict_proba on all cores ->
+    pyarrow write of user_id + score;
+(b) lib.scoring.score_spark through Spark local[*], read -> score -> write, warm (session
+    up, median of --repeats) and cold (SparkSession start included);
+(c) a naive row-at-a-time Python UDF on --udf-rows users.
+Each runs in its own process, so peak memory is its own. Same model, input and output
+columns; (a) and (b) must write identical scores. Prints a table; writes
+bench/results/scoring.json and scoring.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import CACHE, RESULTS, machine, model_dir, run_measured, save, users_file
+from lib import schema
+
+FEATURES = list(schema.FEATURES)
+
+
+# ---- workers (each runs in its own process and prints one JSON line) -------------------
+def _load_model(models: str):
+    from lib.model import load_model
+
+    return load_model("campaign_model_v1.cbm", models)
+
+
+def worker_single(input_path: str, models: str, output: str, repeats: int) -> dict:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    model = _load_model(models)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table = pq.read_table(input_path, columns=[schema.USER_ID, *FEATURES])
+        matrix = np.empty((table.num_rows, len(FEATURES)), dtype=np.float32)
+        for i, name in enumerate(FEATURES):
+            matrix[:, i] = table.column(name).to_numpy()
+        proba = model.predict_proba(matrix, thread_count=-1)[:, 1]
+        pq.write_table(
+            pa.table({schema.USER_ID: table.column(schema.USER_ID), schema.SCORE: proba}), output
+        )
+        times.append(time.perf_counter() - started)
+    return {"rows": table.num_rows, "seconds": statistics.median(times), "all": times}
+
+
+def _spark_pipeline(spark, input_path: str, models: str, output: str) -> None:
+    from lib.model import resolve_artifact
+    from lib.scoring import score_spark
+
+    artifact = resolve_artifact("campaign_model_v1.cbm", models)
+    users = spark.read.parquet(input_path)
+    scored = score_spark(
+        spark,
+        users,
+        artifact.path.read_bytes(),
+        artifact.format,
+        artifact.sha256,
+        artifact.features,
+    )
+    scored.write.mode("overwrite").parquet(output)
+
+
+def worker_spark(input_path: str, models: str, output: str, repeats: int, cold: bool) -> dict:
+    started = time.perf_counter()
+    from lib.spark import build_spark
+
+    spark = build_spark("bench-scoring")
+    session_seconds = time.perf_counter() - started
+    if cold:
+        _spark_pipeline(spark, input_path, models, output)
+        rows = spark.read.parquet(output).count()
+        return {
+            "rows": rows,
+            "seconds": time.perf_counter() - started,
+            "session_seconds": session_seconds,
+        }
+    _spark_pipeline(spark, input_path, models, output)  # warm-up: JIT, workers, model load
+    times = []
+    for _ in range(repeats):
+        begun = time.perf_counter()
+        _spark_pipeline(spark, input_path, models, output)
+        times.append(time.perf_counter() - begun)
+    rows = spark.read.parquet(output).count()
+    return {"rows": rows, "seconds": statistics.median(times), "all": times}
+
+
+def worker_udf(input_path: str, models: str, rows: int) -> dict:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DoubleType
+
+    from lib.spark import build_spark
+
+    spark = build_spark("bench-udf")
+    model = _load_model(models)
+
+    @F.udf(DoubleType())
+    def score_one(*values: float) -> float:  # what not to do: one CatBoost call per row
+        return float(model.predict_proba([list(values)])[0][1])
+
+    users = spark.read.parquet(input_path).limit(rows).cache()
+    users.count()
+    spark.range(10).select(score_one(*[F.lit(1.0)] * len(FEATURES))).collect()  # warm-up
+    started = time.perf_counter()
+    count = users.select(score_one(*FEATURES).alias("s")).agg(F.sum("s")).collect()
+    seconds = time.perf_counter() - started
+    assert count
+    return {"rows": rows, "seconds": seconds}
+
+
+# ---- orchestration --------------------------------------------------------------------
+def compare_outputs(single: Path, spark_out: Path) -> float:
+    import pandas as pd
+
+    a = pd.read_parquet(single).sort_values(schema.USER_ID).reset_index(drop=True)
+    b = pd.read_parquet(spark_out).sort_values(schema.USER_ID).reset_index(drop=True)
+    assert a[schema.USER_ID].equals(b[schema.USER_ID]), "different users scored"
+    return float(np.max(np.abs(a[schema.SCORE].to_numpy() - b[schema.SCORE].to_numpy())))
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    names = [r["name"] for r in rows]
+    ax.barh(names, [r["rows_per_s"] for r in rows], color="#4C72B0")
+    ax.set_xscale("log")
+    ax.set_xlabel("users scored per second (log scale)")
+    ax.invert_yaxis()
+    ax.set_title(f"Scoring throughput ({machine()})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scoring", description=__doc__)
+    parser.add_argument("--n-users", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--udf-rows", type=int, default=100_000)
+    parser.add_argument("--worker", choices=["single", "spark", "spark-cold", "udf"])
+    parser.add_argument("--input")
+    parser.add_argument("--models")
+    parser.add_argument("--output")
+    args = parser.parse_args()
+
+    if args.worker:
+        if args.worker == "single":
+            out = worker_single(args.input, args.models, args.output, args.repeats)
+        elif args.worker == "udf":
+            out = worker_udf(args.input, args.models, args.udf_rows)
+        else:
+            out = worker_spark(
+                args.input, args.models, args.output, args.repeats, cold=args.worker == "spark-cold"
+            )
+        print(json.dumps(out))
+        return 0
+
+    source, models = users_file(args.n_users), model_dir()
+    outputs = CACHE / "out"
+    outputs.mkdir(parents=True, exist_ok=True)
+    common = ["--input", str(source), "--models", str(models), "--repeats", str(args.repeats)]
+    runs = {
+        "(a) single process (limit)": [
+            "--worker",
+            "single",
+            "--output",
+            str(outputs / "single.parquet"),
+        ],
+        "(b) Spark warm": ["--worker", "spark", "--output", str(outputs / "spark.parquet")],
+        "(b) Spark cold": [
+            "--worker",
+            "spark-cold",
+            "--output",
+            str(outputs / "spark_cold.parquet"),
+        ],
+        "(c) row-at-a-time UDF": ["--worker", "udf", "--udf-rows", str(args.udf_rows)],
+    }
+    rows = []
+    for name, extra in runs.items():
+        print(f"running {name} ...", flush=True)
+        measured = run_measured(["-m", "bench.scoring", *common, *extra])
+        r = measured.result
+        rows.append(
+            {
+                "name": name,
+                "rows": r["rows"],
+                "seconds": r["seconds"],
+                "rows_per_s": r["rows"] / r["seconds"],
+                "us_per_row": 1e6 * r["seconds"] / r["rows"],
+                "peak_driver_mb": measured.peak_driver_mb,
+                "peak_tree_mb": measured.peak_tree_mb,
+                "detail": r,
+            }
+        )
+    by = {r["name"]: r for r in rows}
+    limit, warm = by["(a) single process (limit)"], by["(b) Spark warm"]
+    udf = by["(c) row-at-a-time UDF"]
+    ratio_ba = warm["us_per_row"] / limit["us_per_row"]
+    ratio_cb = warm["rows_per_s"] / udf["rows_per_s"]
+    max_diff = compare_outputs(outputs / "single.parquet", outputs / "spark.parquet")
+
+    print(f"\nScoring {args.n_users:,} users; {machine()}; median of {args.repeats}")
+    print(
+        f"{'path':<30}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'µs/row':>8}"
+        f"{'driver MB':>11}{'tree MB':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['name']:<30}{r['rows']:>11,}{r['seconds']:>9.2f}{r['rows_per_s']:>12,.0f}"
+            f"{r['us_per_row']:>8.2f}{r['peak_driver_mb']:>11.0f}{r['peak_tree_mb']:>9.0f}"
+        )
+    print(f"\n(b) warm / (a) time per row: {ratio_ba:.2f}x   (target <= 2.0x)")
+    print(f"(b) warm vs (c) throughput:  {ratio_cb:,.0f}x faster   (target >= 50x)")
+    print(f"max |score (a) - score (b)|: {max_diff:.3g}   (identical: {max_diff == 0.0})")
+    payload = {
+        "n_users": args.n_users,
+        "machine": machine(),
+        "rows": rows,
+        "ratio_b_over_a": ratio_ba,
+        "ratio_b_vs_c": ratio_cb,
+        "max_abs_diff": max_diff,
+    }
+    print(f"results: {save('scoring', payload)}")
+    plot(rows, RESULTS / "scoring.png")
+    print(f"plot: {RESULTS / 'scoring.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
