@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import time
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
 
 __all__ = ["JobResult", "main", "publish_atomically", "run_job"]
 
+BIGQUERY_PREFIX = "bigquery:"
+BIGQUERY_TABLE = re.compile(r"^bigquery:([\w-]+\.)?\w+\.[\w$-]+$")
+BIGQUERY_CLASS = "com.google.cloud.spark.bigquery.BigQueryRelationProvider"
 QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
 Echo = Callable[[str], None]
 
@@ -192,7 +196,8 @@ def run_job(
     timer = _Timer()
     api_url = config_api_url or settings.config_api_url
     source = str(input_path or settings.users_path)
-    target = Path(output_path or settings.prediction_path(campaign_id))
+    target = str(output_path or settings.prediction_path(campaign_id))
+    check_output_target(target)
 
     echo("🚀 SPARK PREDICTION JOB STARTING")
     echo(f"📡 Fetching campaign config from: {api_url.rstrip('/')}/campaigns/{campaign_id}")
@@ -235,7 +240,7 @@ def _score_campaign(
     campaign: Campaign,
     run_id: int,
     source: str,
-    target: Path,
+    target: str,
     spark: SparkSession | None,
     master: str | None,
     model_dir: str | os.PathLike[str] | None,
@@ -272,6 +277,8 @@ def _score_campaign(
 
     with timer.stage("start spark"):
         spark = spark or _start_spark(master)
+    if target.startswith(BIGQUERY_PREFIX):
+        _check_bigquery_connector(spark)
     with timer.stage("read + count"):
         users = _read_users(spark, source)
         check_input_columns(users, needed)
@@ -341,16 +348,48 @@ def _score_campaign(
     )
 
 
-def _write(predictions: DataFrame, target: Path, run_label: str) -> None:
-    """Write to a staging folder, then publish atomically; on failure nothing is visible."""
+def check_output_target(target: str) -> None:
+    """A local path, a storage URI (gs://, s3a://, hdfs://) or bigquery:[project.]dataset.table."""
+    if target.startswith(BIGQUERY_PREFIX) and not BIGQUERY_TABLE.match(target):
+        raise InvalidInputError(
+            f"BigQuery output must look like bigquery:project.dataset.table, not {target!r}"
+        )
+
+
+def _check_bigquery_connector(spark: SparkSession) -> None:
+    """Fail before any work when the spark-bigquery connector is not on the classpath."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_dir(target, run_label)
+        spark.sparkContext._jvm.java.lang.Class.forName(BIGQUERY_CLASS)  # type: ignore[union-attr]
+    except Exception:
+        raise InvalidInputError(
+            "BigQuery output needs the spark-bigquery connector on the classpath "
+            "(Dataproc runtimes ship it; elsewhere add it with --packages)"
+        ) from None
+
+
+def _write(predictions: DataFrame, target: str, run_label: str) -> None:
+    """Write the predictions; to a local path atomically (staging folder, then publish)."""
+    if target.startswith(BIGQUERY_PREFIX):
+        # The connector loads into BigQuery in one job: the table changes all at once.
+        table = target.removeprefix(BIGQUERY_PREFIX)
+        predictions.write.format("bigquery").option("table", table).option(
+            "writeMethod", "direct"
+        ).mode("overwrite").save()
+        return
+    if "://" in target:
+        # Object stores have no atomic rename; Spark's committer marks completion with
+        # _SUCCESS, which downstream readers should wait for.
+        predictions.write.mode("overwrite").parquet(target)
+        return
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = _staging_dir(path, run_label)
     except OSError as err:
-        raise InvalidInputError(f"cannot write to {target}: {err.strerror or err}") from None
+        raise InvalidInputError(f"cannot write to {path}: {err.strerror or err}") from None
     try:
         predictions.write.mode("errorifexists").parquet(str(staging))
-        publish_atomically(staging, target)
+        publish_atomically(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -396,9 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output",
         default=None,
-        help="predictions Parquet (default: OUTPUT_DIR/predictions_campaign_<id>.parquet)",
+        help="a Parquet path or URI (gs://, s3a://), or bigquery:project.dataset.table "
+        "(default: OUTPUT_DIR/predictions_campaign_<id>.parquet)",
     )
     parser.add_argument("--master", default=None, help="Spark master (default: SPARK_MASTER)")
+    parser.add_argument("--model-dir", default=None, help="registered models (default: MODEL_DIR)")
     return parser
 
 
@@ -413,6 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             input_path=args.input,
             output_path=args.output,
             master=args.master,
+            model_dir=args.model_dir,
         )
     finally:
         _stop_spark()

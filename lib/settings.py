@@ -29,7 +29,12 @@ class Settings(BaseSettings):
     )
     config_api_url: str = Field(default="http://localhost:8000", description="Config API base.")
     api_port: int = Field(default=8000, ge=0, le=65535, description="Port `make demo` serves on.")
-    spark_master: str = Field(default="local[*]", description="Spark master URL.")
+    spark_master: str | None = Field(
+        default=None, description="Spark master URL; unset: local[*], or spark-submit's."
+    )
+    pyspark_gateway_port: int | None = Field(
+        default=None, description="Set by spark-submit for the Python driver it launched."
+    )
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
     test_database_url: str | None = Field(
         default=None, description="PostgreSQL URL for the test suite's postgres tests."

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lib.settings import get_settings
+from lib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SECURITY_CONF", "build_spark"]
+__all__ = ["SECURITY_CONF", "build_spark", "resolve_master"]
 
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
@@ -28,6 +28,17 @@ SECURITY_CONF: dict[str, str] = {
     "spark.sql.restrictedMode.enabled": "true",  # no reflect/java_method/TRANSFORM
     "spark.sql.runSQLOnFiles": "false",  # no parquet.`/any/path` table references
 }
+
+
+def resolve_master(master: str | None, settings: Settings) -> str | None:
+    """The master to set: the argument, else SPARK_MASTER, else local[*].
+
+    ``None`` under spark-submit (Kubernetes operator, Dataproc, YARN): the master is chosen
+    there already and must not be overridden.
+    """
+    if master or settings.spark_master:
+        return master or settings.spark_master
+    return None if settings.pyspark_gateway_port is not None else "local[*]"
 
 
 def build_spark(
@@ -41,8 +52,9 @@ def build_spark(
     from pyspark.sql import SparkSession
 
     settings = get_settings()
-    master = master or settings.spark_master
-    if master.startswith("local"):
+    master = resolve_master(master, settings)
+    local = master is not None and master.startswith("local")
+    if local:
         # Bind to loopback, and run Python workers with *this* interpreter (the venv's);
         # otherwise workers start whatever `python3` is on PATH and cannot import lib.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -54,7 +66,6 @@ def build_spark(
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
         "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": "8" if master.startswith("local") else "200",
         "spark.ui.enabled": "true" if ui else "false",
         "spark.ui.showConsoleProgress": "false",
         # Quiet JVM logs (the file is shipped inside lib/); errors still show.
@@ -65,10 +76,13 @@ def build_spark(
         **SECURITY_CONF,
         **(extra_conf or {}),
     }
-    if master.startswith("local"):
+    if local:
         conf["spark.driver.host"] = "127.0.0.1"
         conf["spark.driver.bindAddress"] = "127.0.0.1"
-    builder = SparkSession.builder.appName(app_name).master(master)
+        conf["spark.sql.shuffle.partitions"] = "8"  # 200 tiny tasks cost more than they give
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

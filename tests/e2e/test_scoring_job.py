@@ -347,3 +347,27 @@ def test_spark_submit_runs_the_job_file(project: Project) -> None:
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
     users = pd.read_parquet(project.users)
     assert len(pd.read_parquet(project.output(campaign_id))) == int((users.age > 45).sum())
+
+
+def test_bigquery_output_without_the_connector_fails_before_any_work(
+    project: Project, spark
+) -> None:
+    campaign_id = project.create_campaign("bigquery", "age > 20")
+    with pytest.raises(InvalidInputError, match="spark-bigquery connector"):
+        predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(project.users),
+            output_path="bigquery:my-project.marketing.predictions",
+            spark=spark,
+            model_dir=project.models,
+            echo=lambda line: None,
+        )
+    assert last_run(project, campaign_id).status == "failed"
+
+
+def test_malformed_bigquery_target_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="bigquery:project.dataset.table"):
+        predict.check_output_target("bigquery:just-a-table")
+    predict.check_output_target("bigquery:proj.dataset.table")
+    predict.check_output_target("gs://bucket/predictions.parquet")

@@ -16,7 +16,7 @@ def test_defaults_live_under_the_project_root(monkeypatch: pytest.MonkeyPatch) -
     assert settings.data_dir == PROJECT_ROOT / "data"
     assert settings.users_path == PROJECT_ROOT / "data" / "sample_users.parquet"
     assert settings.effective_database_url.startswith("sqlite:///")
-    assert settings.spark_master == "local[*]"
+    assert settings.spark_master is None
     assert settings.prediction_path(3).name == "predictions_campaign_3.parquet"
 
 
@@ -44,3 +44,12 @@ def test_importing_lib_starts_no_spark_and_loads_no_catboost() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_spark_master_defaults_to_local_but_respects_spark_submit() -> None:
+    from lib.spark import resolve_master
+
+    assert resolve_master(None, Settings()) == "local[*]"
+    assert resolve_master("local[2]", Settings(spark_master="spark://h:7077")) == "local[2]"
+    assert resolve_master(None, Settings(spark_master="spark://h:7077")) == "spark://h:7077"
+    assert resolve_master(None, Settings(pyspark_gateway_port=4040)) is None
