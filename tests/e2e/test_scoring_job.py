@@ -367,7 +367,7 @@ def test_bigquery_output_without_the_connector_fails_before_any_work(
 
 
 def test_malformed_bigquery_target_is_refused() -> None:
-    with pytest.raises(InvalidInputError, match="bigquery:project.dataset.table"):
+    with pytest.raises(InvalidInputError, match=r"bigquery:project\.dataset\.table"):
         predict.check_output_target("bigquery:just-a-table")
     predict.check_output_target("bigquery:proj.dataset.table")
     predict.check_output_target("gs://bucket/predictions.parquet")
