@@ -68,18 +68,22 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
     peaks = {"driver": 0, "tree": 0}
     done = threading.Event()
 
+    def rss(proc: psutil.Process) -> int:
+        try:
+            return int(proc.memory_info().rss)
+        except psutil.Error:  # a child that just exited
+            return 0
+
     def sample() -> None:
         proc = psutil.Process(process.pid)
         while not done.is_set():
             try:
-                main = proc.memory_info().rss
-                tree = main + sum(
-                    child.memory_info().rss for child in proc.children(recursive=True)
-                )
+                children = proc.children(recursive=True)
             except psutil.Error:
                 break
+            main = rss(proc)
             peaks["driver"] = max(peaks["driver"], main)
-            peaks["tree"] = max(peaks["tree"], tree)
+            peaks["tree"] = max(peaks["tree"], main + sum(rss(c) for c in children))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)

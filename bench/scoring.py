@@ -56,42 +56,95 @@ def worker_single(input_path: str, models: str, output: str, repeats: int) -> di
     return {"rows": table.num_rows, "seconds": statistics.median(times), "all": times}
 
 
-def _spark_pipeline(spark, input_path: str, models: str, output: str) -> None:
+def _score_with_pandas(spark, users, artifact):
+    """The first version of the Spark wrapper (kept to measure what mapInArrow bought)."""
+    from lib.model import model_from_bytes
+    from lib.scoring import score_pandas
+
+    broadcast = spark.sparkContext.broadcast(artifact.path.read_bytes())
+
+    def score_partition(batches):
+        model = model_from_bytes(broadcast.value, artifact.format)
+        for batch in batches:
+            yield score_pandas(batch, model, artifact.features)
+
+    return users.select(schema.USER_ID, *artifact.features).mapInPandas(
+        score_partition, f"{schema.USER_ID} long, {schema.SCORE} double"
+    )
+
+
+def _noop_scores(batches):
+    """Cross the JVM/Python boundary and back without scoring: the fixed cost of the path."""
+    import pyarrow as pa
+
+    for batch in batches:
+        yield pa.RecordBatch.from_arrays(
+            [batch.column(schema.USER_ID), pa.nulls(batch.num_rows, pa.float64())],
+            names=[schema.USER_ID, schema.SCORE],
+        )
+
+
+def _spark_pipeline(
+    spark, input_path: str, models: str, output: str, impl: str = "arrow", threads: int = 0
+) -> None:
     from lib.model import resolve_artifact
     from lib.scoring import score_spark
 
     artifact = resolve_artifact("campaign_model_v1.cbm", models)
     users = spark.read.parquet(input_path)
-    scored = score_spark(
-        spark,
-        users,
-        artifact.path.read_bytes(),
-        artifact.format,
-        artifact.sha256,
-        artifact.features,
-    )
+    if impl == "scan":
+        users.select(schema.USER_ID, *artifact.features).write.format("noop").mode(
+            "overwrite"
+        ).save()
+        return
+    if impl == "noop":
+        users.select(schema.USER_ID, *artifact.features).mapInArrow(
+            _noop_scores, f"{schema.USER_ID} long, {schema.SCORE} double"
+        ).write.format("noop").mode("overwrite").save()
+        return
+    if impl == "pandas":
+        scored = _score_with_pandas(spark, users, artifact)
+    else:
+        scored = score_spark(
+            spark,
+            users,
+            artifact.path.read_bytes(),
+            artifact.format,
+            artifact.sha256,
+            artifact.features,
+            thread_count=threads or None,
+        )
     scored.write.mode("overwrite").parquet(output)
 
 
-def worker_spark(input_path: str, models: str, output: str, repeats: int, cold: bool) -> dict:
+def worker_spark(
+    input_path: str,
+    models: str,
+    output: str,
+    repeats: int,
+    cold: bool,
+    conf: dict[str, str] | None = None,
+    impl: str = "arrow",
+    threads: int = 0,
+) -> dict:
     started = time.perf_counter()
     from lib.spark import build_spark
 
-    spark = build_spark("bench-scoring")
+    spark = build_spark("bench-scoring", extra_conf=conf)
     session_seconds = time.perf_counter() - started
     if cold:
-        _spark_pipeline(spark, input_path, models, output)
+        _spark_pipeline(spark, input_path, models, output, impl, threads)
         rows = spark.read.parquet(output).count()
         return {
             "rows": rows,
             "seconds": time.perf_counter() - started,
             "session_seconds": session_seconds,
         }
-    _spark_pipeline(spark, input_path, models, output)  # warm-up: JIT, workers, model load
+    _spark_pipeline(spark, input_path, models, output, impl, threads)  # warm-up: JIT, workers
     times = []
     for _ in range(repeats):
         begun = time.perf_counter()
-        _spark_pipeline(spark, input_path, models, output)
+        _spark_pipeline(spark, input_path, models, output, impl, threads)
         times.append(time.perf_counter() - begun)
     rows = spark.read.parquet(output).count()
     return {"rows": rows, "seconds": statistics.median(times), "all": times}
@@ -121,6 +174,67 @@ def worker_udf(input_path: str, models: str, rows: int) -> dict:
 
 
 # ---- orchestration --------------------------------------------------------------------
+# What each change bought: warm runs of the Spark path, one setting changed at a time.
+VARIANTS: dict[str, list[str]] = {
+    "mapInPandas, batch 10k (naive start)": [
+        "--impl",
+        "pandas",
+        "--conf",
+        "spark.sql.execution.arrow.maxRecordsPerBatch=10000",
+    ],
+    "mapInPandas, batch 100k": ["--impl", "pandas"],
+    "mapInArrow, batch 100k (project default)": [],
+    "+ batch 1M": ["--conf", "spark.sql.execution.arrow.maxRecordsPerBatch=1000000"],
+    "+ 2 CatBoost threads per task": ["--threads", "2"],
+    "+ 4 input splits (16 MB)": ["--conf", "spark.sql.files.maxPartitionBytes=16m"],
+    "+ uncompressed output": ["--conf", "spark.sql.parquet.compression.codec=uncompressed"],
+    "+ lz4 output": ["--conf", "spark.sql.parquet.compression.codec=lz4_raw"],
+    # The floor of any Python scoring through Spark on this machine: no CatBoost, no write.
+    "floor: scan + no-op Arrow round trip": ["--impl", "noop"],
+    "floor: scan only (noop sink)": ["--impl", "scan"],
+}
+
+
+def run_variants(source: Path, models: Path, repeats: int, limit_us: float) -> list[dict]:
+    rows = []
+    for name, extra in VARIANTS.items():
+        print(f"variant: {name} ...", flush=True)
+        measured = run_measured(
+            [
+                "-m",
+                "bench.scoring",
+                "--worker",
+                "spark",
+                "--input",
+                str(source),
+                "--models",
+                str(models),
+                "--repeats",
+                str(repeats),
+                "--output",
+                str(CACHE / "out" / "variant.parquet"),
+                *extra,
+            ]
+        )
+        r = measured.result
+        us = 1e6 * r["seconds"] / r["rows"]
+        rows.append(
+            {
+                "variant": name,
+                "seconds": r["seconds"],
+                "us_per_row": us,
+                "ratio_to_limit": us / limit_us,
+            }
+        )
+    print(f"\n{'Spark warm variant':<44}{'seconds':>9}{'µs/row':>8}{'x limit':>9}")
+    for r in rows:
+        print(
+            f"{r['variant']:<44}{r['seconds']:>9.2f}{r['us_per_row']:>8.2f}"
+            f"{r['ratio_to_limit']:>9.2f}"
+        )
+    return rows
+
+
 def compare_outputs(single: Path, spark_out: Path) -> float:
     import pandas as pd
 
@@ -156,16 +270,30 @@ def main() -> int:
     parser.add_argument("--input")
     parser.add_argument("--models")
     parser.add_argument("--output")
+    parser.add_argument(
+        "--variants", action="store_true", help="also measure each Spark setting's effect (warm)"
+    )
+    parser.add_argument("--conf", action="append", default=[], help="worker: spark conf k=v")
+    parser.add_argument("--impl", choices=["arrow", "pandas", "noop", "scan"], default="arrow")
+    parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
 
     if args.worker:
+        conf = dict(item.split("=", 1) for item in args.conf)
         if args.worker == "single":
             out = worker_single(args.input, args.models, args.output, args.repeats)
         elif args.worker == "udf":
             out = worker_udf(args.input, args.models, args.udf_rows)
         else:
             out = worker_spark(
-                args.input, args.models, args.output, args.repeats, cold=args.worker == "spark-cold"
+                args.input,
+                args.models,
+                args.output,
+                args.repeats,
+                cold=args.worker == "spark-cold",
+                conf=conf,
+                impl=args.impl,
+                threads=args.threads,
             )
         print(json.dumps(out))
         return 0
@@ -235,6 +363,8 @@ def main() -> int:
         "ratio_b_vs_c": ratio_cb,
         "max_abs_diff": max_diff,
     }
+    if args.variants:
+        payload["variants"] = run_variants(source, models, args.repeats, limit["us_per_row"])
     print(f"results: {save('scoring', payload)}")
     plot(rows, RESULTS / "scoring.png")
     print(f"plot: {RESULTS / 'scoring.png'}")

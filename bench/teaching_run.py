@@ -53,15 +53,13 @@ def one_run(env: dict[str, str], root: Path) -> dict[str, float]:
     durations = [c["metadata"]["papermill"]["duration"] or 0.0 for c in code]
     job_cell = next(i for i, c in enumerate(code) if "run_job(" in "".join(c["source"]))
     spark_cell = next(i for i, c in enumerate(code) if "build_spark(" in "".join(c["source"]))
+
     # The job's own stage timings: the last cell shows them as a two-column table.
-    table = "".join(
-        next(
-            o["data"]["text/plain"]
-            for o in code[-1]["outputs"]
-            if o.get("data", {}).get("text/plain", "").strip().startswith("seconds")
-            or "seconds" in "".join(o.get("data", {}).get("text/plain", ""))
-        )
-    )
+    def text(output: dict) -> str:
+        plain = output.get("data", {}).get("text/plain", "")
+        return "".join(plain) if isinstance(plain, list) else plain
+
+    table = "".join(text(o) for o in code[-1].get("outputs", []) if "seconds" in text(o))
     timings = {
         f"  job: {m[1]}": float(m[2]) for m in re.finditer(r"^([a-z +]+?)\s+([\d.]+)$", table, re.M)
     }

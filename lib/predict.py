@@ -110,17 +110,23 @@ def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
             raise InvalidInputError(f"input column '{name}' must be text, is {types[name]}")
 
 
-def check_local_input(path: str, needed: Sequence[str]) -> None:
-    """Fail fast, before Spark starts, when a local input is missing or lacks columns."""
+def check_local_input(path: str, needed: Sequence[str]) -> int | None:
+    """Fail fast, before Spark starts, when a local input is missing or lacks columns.
+
+    Returns the number of rows, read from the Parquet footers (no scan), or ``None`` for
+    remote storage, which Spark checks and counts instead.
+    """
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     if "://" in path:
-        return  # remote storage: Spark checks it (check_input_columns)
+        return None
     if not Path(path).exists():
         raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
     try:
-        fields = {f.name: f.type for f in ds.dataset(path, format="parquet").schema}
+        dataset = ds.dataset(path, format="parquet")
+        fields = {f.name: f.type for f in dataset.schema}
+        rows = dataset.count_rows()
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInputError(f"cannot read input {path}: {err}") from None
     missing = [c for c in needed if c not in fields]
@@ -133,6 +139,7 @@ def check_local_input(path: str, needed: Sequence[str]) -> None:
             raise InvalidInputError(f"input column '{name}' must be numeric, is {typ}")
         if kind == "string" and not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
             raise InvalidInputError(f"input column '{name}' must be text, is {typ}")
+    return int(rows)
 
 
 def _read_users(spark: SparkSession, path: str) -> DataFrame:
@@ -273,49 +280,45 @@ def _score_campaign(
     echo(f"📊 Reading user data from: {source}")
     filter_columns = sorted(audience.columns) if audience else []
     needed = list(dict.fromkeys([schema.USER_ID, *artifact.features, *filter_columns]))
-    check_local_input(source, needed)
+    known_rows = check_local_input(source, needed)
 
     with timer.stage("start spark"):
         spark = spark or _start_spark(master)
     if target.startswith(BIGQUERY_PREFIX):
         _check_bigquery_connector(spark)
-    with timer.stage("read + count"):
+    with timer.stage("read"):
         users = _read_users(spark, source)
         check_input_columns(users, needed)
-        condition = to_spark_column(audience)
-        # One pass over the (few) filter columns gives both counts.
-        counts = users.agg(
-            F.count(F.lit(1)).alias("n"), F.count(F.when(condition, 1)).alias("hits")
-        ).first()
-        input_rows, audience_size = int(counts["n"]), int(counts["hits"])
+        # Local Parquet footers already gave the row count; remote inputs take one job.
+        input_rows = known_rows if known_rows is not None else users.count()
     echo(f"✅ Loaded {input_rows:,} users")
     echo(f"🎯 Applying audience filter: {campaign.audience_filter or '(none: every user)'}")
-    share = audience_size / input_rows if input_rows else 0.0
-    echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
 
-    echo("🤖 Generating predictions...")
     scored_at = datetime.now(UTC)
-    mean_score: float | None = None
-    cut_points: list[float] = []
-    with timer.stage("score"):
+    with timer.stage("filter + score"):
+        # Scores are computed once, in one Spark job that also yields the audience size,
+        # the mean and the decile boundaries; they stay cached for the write that follows.
         scored = score_spark(
             spark,
-            users.filter(condition),
+            users.filter(to_spark_column(audience)),
             model_bytes,
             artifact.format,
             artifact.sha256,
             artifact.features,
-        )
-        if audience_size:
-            # Scores are computed once: kept for the write after this quantile pass.
-            scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-            stats = scored.agg(
-                F.avg(schema.SCORE).alias("mean"),
-                F.percentile_approx(
-                    schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
-                ).alias("cuts"),
-            ).first()
-            mean_score, cut_points = float(stats["mean"]), [float(c) for c in stats["cuts"]]
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        stats = scored.agg(
+            F.count(F.lit(1)).alias("n"),
+            F.avg(schema.SCORE).alias("mean"),
+            F.percentile_approx(
+                schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
+            ).alias("cuts"),
+        ).first()
+    audience_size = int(stats["n"])
+    mean_score = float(stats["mean"]) if audience_size else None
+    cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
+    share = audience_size / input_rows if input_rows else 0.0
+    echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
+    echo("🤖 Generating predictions...")
     predictions = scored.select(
         F.col(schema.USER_ID).cast("long"),
         F.lit(campaign.id).cast("long").alias(schema.CAMPAIGN_ID),
@@ -329,8 +332,7 @@ def _score_campaign(
     echo(f"💾 Writing predictions to: {target}")
     with timer.stage("write"):
         _write(predictions, target, f"run{run_id}")
-    if audience_size:
-        scored.unpersist()
+    scored.unpersist()
     return JobResult(
         campaign_id=campaign.id,
         campaign_name=campaign.name,

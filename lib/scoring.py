@@ -16,12 +16,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from lib import schema
 
 if TYPE_CHECKING:
+    import pandas as pd
     from catboost import CatBoostClassifier
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -44,6 +44,8 @@ def score_pandas(
     users: pd.DataFrame, model: CatBoostClassifier, features: Sequence[str], thread_count: int = 1
 ) -> pd.DataFrame:
     """``user_id`` and ``prediction_score`` (probability of the positive class) for a batch."""
+    import pandas as pd  # lazily: Spark's Python workers use score_arrow and never need it
+
     matrix = users[list(features)].to_numpy(dtype=np.float32)  # columns in the model's order
     return pd.DataFrame(
         {
@@ -76,16 +78,18 @@ def score_spark(
     model_format: str,
     model_sha256: str,
     features: Sequence[str],
+    thread_count: int | None = None,
 ) -> DataFrame:
     """Score a DataFrame of users on the executors; returns ``user_id, prediction_score``.
 
     The model travels as bytes already checked against the registry's sha256; workers
     rebuild it once (``_WORKER_MODELS``) instead of per batch. CatBoost gets as many threads
-    as one Spark task has cores, so concurrent tasks do not fight over the CPU.
+    as one Spark task has cores (unless ``thread_count`` says otherwise), so concurrent
+    tasks do not fight over the CPU.
     """
     broadcast = spark.sparkContext.broadcast(model_bytes)
     feature_list = list(features)
-    threads = int(spark.conf.get("spark.task.cpus", "1"))
+    threads = thread_count or int(spark.conf.get("spark.task.cpus", "1"))
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _WORKER_MODELS.get(model_sha256)

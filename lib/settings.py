@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         default=None, description="Set by spark-submit for the Python driver it launched."
     )
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
+    spark_class_cache: bool = Field(
+        default=True, description="Share a JVM class-data archive between local Spark starts."
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "spark-ml-pipeline", description="Reusable caches."
+    )
     test_database_url: str | None = Field(
         default=None, description="PostgreSQL URL for the test suite's postgres tests."
     )
