@@ -10,13 +10,14 @@ CAMPAIGN_ID ?= 1
 API_HOST    ?= 127.0.0.1
 API_PORT    ?= 8000
 PYTEST_ARGS ?=
+BENCH_USERS ?= 5000000
 
 # Spark must bind to loopback and run its Python workers with the venv's interpreter.
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup demo test data train api migrate score lab lint format bench clean check-java
+.PHONY: help setup demo test data train api migrate score lab lint format bench bench-scale clean check-java
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -69,9 +70,13 @@ format: setup ## ruff fix + format, strip notebook outputs
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/nbstripout notebooks/*.ipynb
 
-bench: setup check-java ## run the benchmarks (prints tables; not part of make test)
-	$(PY) -m bench.scoring
+bench: setup check-java ## benchmarks: scoring vs the single-process limit, cold run, API load
+	$(PY) -m bench.scoring --n-users $(BENCH_USERS) --variants
+	$(PY) -m bench.teaching_run
 	$(PY) -m bench.api_load
+
+bench-scale: setup check-java ## scale benchmark: 10M, 30M, 100M users (long; ~4 GB of disk)
+	$(PY) -m bench.scale
 
 clean: ## remove generated data, models, outputs and caches (keeps .venv)
 	rm -rf data models output catboost_info .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log
