@@ -13,9 +13,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,15 +26,10 @@ from sqlalchemy.engine import make_url
 
 from api.migrate import upgrade
 from lib import schema
+from lib.api_server import api_process
 from lib.data import generate_users
 from lib.model import save_model, train_model
 from lib.settings import PROJECT_ROOT, get_settings
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _measure(url: str, name: str, requests: int, concurrency: int, make_request) -> dict:
@@ -92,44 +85,18 @@ def main() -> int:
     else:
         url_db = f"sqlite:///{work / 'bench.db'}"
     upgrade(url_db)
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": url_db, "MODEL_DIR": str(models), "DATA_DIR": str(work)}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
+    env = {"DATABASE_URL": url_db, "MODEL_DIR": str(models), "DATA_DIR": str(work)}
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        body = {
-            "model_path": "campaign_model_v1.cbm",
-            "features": list(schema.FEATURES),
-            "audience_filter": "country='US' AND age > 25",
-        }
-        for i in range(100):
-            httpx.post(f"{url}/campaigns/", json={**body, "name": f"seed {i}"})
-        n, c = args.requests, args.concurrency
-        results = asyncio.run(_run_all(url, body, n, c))
+        with api_process(work / "api.log", env=env) as url:
+            body = {
+                "model_path": "campaign_model_v1.cbm",
+                "features": list(schema.FEATURES),
+                "audience_filter": "country='US' AND age > 25",
+            }
+            for i in range(100):
+                httpx.post(f"{url}/campaigns/", json={**body, "name": f"seed {i}"})
+            results = asyncio.run(_run_all(url, body, args.requests, args.concurrency))
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         if drop_database:
             drop_database()
 

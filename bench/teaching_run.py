@@ -27,6 +27,7 @@ import httpx
 
 from bench.common import machine, model_dir, save
 from lib import schema
+from lib.api_server import api_process
 from lib.data import write_users
 from lib.settings import PROJECT_ROOT
 
@@ -87,44 +88,20 @@ def main() -> int:
         "DATA_DIR": str(root / "data"),
         "MODEL_DIR": str(root / "models"),
         "OUTPUT_DIR": str(root / "output"),
-        "CONFIG_API_URL": "http://127.0.0.1:8799",
     }
-    api = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "api.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "8799",
-            "--log-level",
-            "warning",
-        ],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-    )
     try:
-        for _ in range(100):
-            try:
-                httpx.get("http://127.0.0.1:8799/health")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        httpx.post(
-            "http://127.0.0.1:8799/campaigns/",
-            json={
-                "name": "Black Friday Campaign",
-                "model_path": "models/campaign_model_v1.pkl",
-                "audience_filter": "country='US' AND age > 25",
-                "features": list(schema.FEATURES),
-            },
-        )
-        runs = [one_run(env, root) for _ in range(args.repeats)]
+        with api_process(root / "api.log", env=env) as url:
+            httpx.post(
+                f"{url}/campaigns/",
+                json={
+                    "name": "Black Friday Campaign",
+                    "model_path": "models/campaign_model_v1.pkl",
+                    "audience_filter": "country='US' AND age > 25",
+                    "features": list(schema.FEATURES),
+                },
+            )
+            runs = [one_run({**env, "CONFIG_API_URL": url}, root) for _ in range(args.repeats)]
     finally:
-        api.terminate()
-        api.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     print(f"\nCold `make score` for 1,000 users (median of {args.repeats}); {machine()}")

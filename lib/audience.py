@@ -13,7 +13,7 @@ building the expression objects directly: the user's text never reaches a SQL pa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -340,42 +340,47 @@ def _render(condition: Condition) -> str:
 
 
 # ---- compilers -----------------------------------------------------------------------------
+def _build(
+    condition: Condition, column: Callable[[str], Any], is_null: Callable[[Any], Any]
+) -> Any:
+    """Build ``condition`` from a backend's column objects, which share the operator protocol
+    (==, <, ``isin``, ``between``, ``like``, &, |, ~); only column lookup and the null test
+    differ between PySpark and Ibis."""
+    match condition:
+        case Compare(name, op, value):
+            col = column(name)
+            return {
+                "=": col == value,
+                "!=": col != value,
+                "<": col < value,
+                "<=": col <= value,
+                ">": col > value,
+                ">=": col >= value,
+            }[op]
+        case InList(name, values):
+            return column(name).isin(list(values))
+        case Between(name, low, high):
+            return column(name).between(low, high)
+        case Like(name, pattern):
+            return column(name).like(pattern)
+        case IsNull(name):
+            return is_null(column(name))
+        case And(left, right):
+            return _build(left, column, is_null) & _build(right, column, is_null)
+        case Or(left, right):
+            return _build(left, column, is_null) | _build(right, column, is_null)
+        case Not(operand):
+            return ~_build(operand, column, is_null)
+    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
+
+
 def to_spark_column(audience: AudienceFilter | None) -> Column:
     """Build the filter as a PySpark Column from expression objects (no SQL text involved)."""
     from pyspark.sql import functions as F
 
     if audience is None:
         return F.lit(True)
-
-    def build(c: Condition) -> Column:
-        match c:
-            case Compare(column, op, v):
-                col, lit = F.col(column), F.lit(v)
-                return {
-                    "=": col == lit,
-                    "!=": col != lit,
-                    "<": col < lit,
-                    "<=": col <= lit,
-                    ">": col > lit,
-                    ">=": col >= lit,
-                }[op]
-            case InList(column, values):
-                return F.col(column).isin(list(values))
-            case Between(column, low, high):
-                return F.col(column).between(F.lit(low), F.lit(high))
-            case Like(column, pattern):
-                return F.col(column).like(pattern)
-            case IsNull(column):
-                return F.col(column).isNull()
-            case And(left, right):
-                return build(left) & build(right)
-            case Or(left, right):
-                return build(left) | build(right)
-            case Not(operand):
-                return ~build(operand)
-        raise TypeError(f"not a condition: {c!r}")  # pragma: no cover
-
-    return build(audience.condition)
+    return _build(audience.condition, F.col, lambda col: col.isNull())
 
 
 def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
@@ -384,36 +389,7 @@ def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
 
     if audience is None:
         return ibis.literal(True)
-
-    def build(c: Condition) -> Any:
-        match c:
-            case Compare(column, op, v):
-                col = table[column]
-                return {
-                    "=": col == v,
-                    "!=": col != v,
-                    "<": col < v,
-                    "<=": col <= v,
-                    ">": col > v,
-                    ">=": col >= v,
-                }[op]
-            case InList(column, values):
-                return table[column].isin(list(values))
-            case Between(column, low, high):
-                return table[column].between(low, high)
-            case Like(column, pattern):
-                return table[column].like(pattern)
-            case IsNull(column):
-                return table[column].isnull()
-            case And(left, right):
-                return build(left) & build(right)
-            case Or(left, right):
-                return build(left) | build(right)
-            case Not(operand):
-                return ~build(operand)
-        raise TypeError(f"not a condition: {c!r}")  # pragma: no cover
-
-    return build(audience.condition)
+    return _build(audience.condition, lambda name: table[name], lambda col: col.isnull())
 
 
 # ---- audience preview (Ibis) ---------------------------------------------------------------------

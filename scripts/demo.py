@@ -10,20 +10,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import httpx  # noqa: E402
-
 from lib import schema  # noqa: E402
+from lib.api_server import api_process, free_port, port_is_free  # noqa: E402
 from lib.errors import ModelError, PipelineError  # noqa: E402
 from lib.settings import get_settings  # noqa: E402
 
@@ -39,65 +34,14 @@ def step(text: str) -> None:
     print(f"\n━━ {text}", flush=True)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
 def _pick_port(preferred: int) -> int:
-    if preferred and _port_free(preferred):
+    """The preferred port if it is free, else any free one (and say so)."""
+    if preferred and port_is_free(preferred):
         return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     if preferred:
         print(f"⚠️  port {preferred} is busy; the demo API uses port {port} instead")
     return port
-
-
-@contextmanager
-def api_server(port: int, log_path: Path) -> Iterator[str]:
-    """uvicorn on 127.0.0.1:port in the background; always stopped on the way out."""
-    url = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise PipelineError(f"the config API did not start; see {log_path}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise PipelineError(f"the config API did not answer in 60 s; see {log_path}")
-            time.sleep(0.2)
-        print(f"✅ Config API on {url} (docs: {url}/docs), log: {log_path}")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        print("🛑 Config API stopped")
 
 
 def _run(*args: str) -> None:
@@ -137,26 +81,30 @@ def main() -> int:
     ensure_model()
     step("3/5 Config API (SQLite)")
     port = _pick_port(settings.api_port)
-    with api_server(port, settings.output_dir / "demo_api.log") as url:
-        step("4/5 Campaign")
-        with ConfigApiClient(url) as api:
-            campaign = api.find_campaign(SEED_CAMPAIGN["name"])
-            if campaign is None:
-                campaign = api.create_campaign(**SEED_CAMPAIGN)
-                print(f"✅ Created campaign {campaign.id}: {campaign.name}")
-            else:
-                if not campaign.is_active:
-                    campaign = api.update_campaign(campaign.id, is_active=True)
-                print(f"✅ Reusing campaign {campaign.id}: {campaign.name}")
-        step(
-            f"5/5 Scoring: papermill notebooks/04_spark_scoring.ipynb -p campaign_id {campaign.id}"
-        )
-        code, executed, html = score(
-            campaign.id, config_api_url=url, name=f"demo_campaign_{campaign.id}"
-        )
-        if code:
-            print(f"❌ Scoring failed (exit {code}); see {executed}")
-            return code
+    log = settings.output_dir / "demo_api.log"
+    try:
+        with api_process(log, port=port) as url:
+            print(f"✅ Config API on {url} (docs: {url}/docs), log: {log}")
+            step("4/5 Campaign")
+            with ConfigApiClient(url) as api:
+                campaign = api.find_campaign(SEED_CAMPAIGN["name"])
+                if campaign is None:
+                    campaign = api.create_campaign(**SEED_CAMPAIGN)
+                    print(f"✅ Created campaign {campaign.id}: {campaign.name}")
+                else:
+                    if not campaign.is_active:
+                        campaign = api.update_campaign(campaign.id, is_active=True)
+                    print(f"✅ Reusing campaign {campaign.id}: {campaign.name}")
+            notebook = "notebooks/04_spark_scoring.ipynb"
+            step(f"5/5 Scoring: papermill {notebook} -p campaign_id {campaign.id}")
+            code, executed, html = score(
+                campaign.id, config_api_url=url, name=f"demo_campaign_{campaign.id}"
+            )
+            if code:
+                print(f"❌ Scoring failed (exit {code}); see {executed}")
+                return code
+    finally:
+        print("🛑 Config API stopped")
     summarise(campaign.id, executed, html)
     return 0
 
