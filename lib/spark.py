@@ -36,10 +36,10 @@ def class_cache_options(settings: Settings) -> str:
     """JVM flags for class-data sharing (CDS) in the local driver: about 5 s off a cold start.
 
     Starting Spark loads some 20,000 classes; a CDS archive maps them ready-made. The first
-    local run records one at JVM exit (a few seconds, once); later runs use it. The file is
-    keyed by interpreter and pyspark location and version; a JVM that cannot use it (another
-    JDK, say) ignores it. Only one run records at a time, under a temporary name, and the
-    next start publishes it with an atomic rename once its writer has exited.
+    local run claims the recording (an exclusive ``.claim`` file) and the JVM writes the
+    archive under a temporary name when it exits; a later start publishes it with an atomic
+    rename once the writer is gone, and every start after that uses it. The archive is keyed
+    by interpreter and pyspark; a JVM that cannot use it (another JDK, say) ignores it.
     """
     import pyspark
 
@@ -49,21 +49,26 @@ def class_cache_options(settings: Settings) -> str:
         f"{sys.executable}|{pyspark.__file__}|{pyspark.__version__}".encode()
     ).hexdigest()[:16]
     archive = settings.cache_dir / f"spark-driver-{key}.jsa"
+    claim = archive.with_name(archive.name + ".claim")
     quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # no warnings in notebooks and job logs
-    if not archive.exists():
-        for recorded in archive.parent.glob(f"{archive.name}.*.tmp"):
-            writer = int(recorded.suffixes[-2].lstrip(".") or 0)
-            if not _alive(writer) and time.time() - recorded.stat().st_mtime > 10:
-                os.replace(recorded, archive)
-                break
-    if archive.exists():
-        return f"-XX:SharedArchiveFile={archive} {quiet}"
     try:
+        if not archive.exists() and claim.exists():
+            writer = int(claim.read_text() or 0)
+            recorded = archive.with_name(f"{archive.name}.{writer}.tmp")
+            idle = time.time() - (recorded if recorded.exists() else claim).stat().st_mtime
+            if _alive(writer) or idle < 10:
+                return ""  # a run is recording (or its JVM is still writing)
+            if recorded.exists() and recorded.stat().st_size:
+                os.replace(recorded, archive)
+            claim.unlink()
+        if archive.exists():
+            return f"-XX:SharedArchiveFile={archive} {quiet}"
         archive.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return ""
-    if any(archive.parent.glob(f"{archive.name}.*.tmp")):
-        return ""  # another run is recording
+        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except (OSError, ValueError):
+        return ""  # another run claimed it first, or the cache is not writable
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
     return f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}.tmp {quiet}"
 
 

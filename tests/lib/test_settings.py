@@ -53,3 +53,27 @@ def test_spark_master_defaults_to_local_but_respects_spark_submit() -> None:
     assert resolve_master("local[2]", Settings(spark_master="spark://h:7077")) == "local[2]"
     assert resolve_master(None, Settings(spark_master="spark://h:7077")) == "spark://h:7077"
     assert resolve_master(None, Settings(pyspark_gateway_port=4040)) is None
+
+
+def test_class_cache_is_recorded_once_then_published_and_used(tmp_path: Path) -> None:
+    import os
+
+    from lib.spark import class_cache_options
+
+    settings = Settings(cache_dir=tmp_path)
+    first = class_cache_options(settings)
+    assert "-XX:ArchiveClassesAtExit=" in first
+    assert class_cache_options(settings) == ""  # this process is still recording
+    # The recording process has exited (a pid that cannot exist) and left its archive.
+    claim = next(tmp_path.glob("*.claim"))
+    archive = tmp_path / claim.name.removesuffix(".claim")
+    claim.write_text("999999999")
+    recorded = tmp_path / f"{archive.name}.999999999.tmp"
+    recorded.write_bytes(b"archive")
+    old = recorded.stat().st_mtime - 60
+    os.utime(recorded, (old, old))
+    assert class_cache_options(settings) == (
+        f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
+    assert class_cache_options(Settings(cache_dir=tmp_path, spark_class_cache=False)) == ""
