@@ -16,7 +16,7 @@ from lib.predict import build_parser
 from lib.settings import PROJECT_ROOT, Settings
 
 K8S = PROJECT_ROOT / "k8s"
-CRDS = PROJECT_ROOT.parent / "shared" / "k8s-crds"
+CRDS = K8S / "crds"  # the operator's CRDs, vendored (see k8s/crds/README.md)
 IMAGE = "spark-ml-pipeline:0.1.0"
 SETTINGS_VARS = {name.upper() for name in Settings.model_fields}
 
@@ -38,7 +38,7 @@ def crd_schema(kind: str) -> dict:
         "ScheduledSparkApplication": "scheduledsparkapplications",
     }[kind]
     path = CRDS / f"sparkoperator.k8s.io_{name}.yaml"
-    assert path.exists(), f"CRD reference missing: {path} (shared/k8s-crds beside the project)"
+    assert path.exists(), f"CRD reference missing: {path}"
     crd = yaml.safe_load(path.read_text())
     version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta2")
     return version["schema"]["openAPIV3Schema"]
@@ -212,5 +212,9 @@ def test_readme_documents_deployment() -> None:
         assert text in readme, text
 
 
-def test_shared_crds_are_where_the_tests_expect() -> None:
-    assert isinstance(CRDS, Path) and CRDS.is_dir()
+def test_vendored_crds_are_the_spark_operators() -> None:
+    for path in CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        assert crd["kind"] == "CustomResourceDefinition"
+        assert crd["spec"]["group"] == "sparkoperator.k8s.io"
+    assert isinstance(CRDS, Path) and len(list(CRDS.glob("*.yaml"))) == 2
