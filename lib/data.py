@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from lib import schema
 from lib.errors import InvalidInputError, run_cli
@@ -145,20 +146,18 @@ def write_users(
     tmp = Path(tmp_name)
     batches = iter_user_batches(n_users, seed, labelled=labelled, chunk_rows=chunk_rows)
     try:
-        with pq.ParquetWriter(tmp, table_schema, compression="snappy") as writer:
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=n_users, unit="users", desc=f"writing {target.name}")
+        with (
+            pq.ParquetWriter(tmp, table_schema, compression="snappy") as writer,
+            tqdm(
+                total=n_users, unit="users", desc=f"writing {target.name}", disable=not progress
+            ) as bar,
+        ):
             for batch in batches:
                 writer.write_table(
                     pa.Table.from_pandas(batch, schema=table_schema, preserve_index=False),
                     row_group_size=len(batch),
                 )
-                if progress:
-                    bar.update(len(batch))
-            if progress:
-                bar.close()
+                bar.update(len(batch))
         os.replace(tmp, target)
     except OSError as err:
         raise InvalidInputError(f"cannot write to {target}: {err.strerror or err}") from err

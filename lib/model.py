@@ -38,6 +38,7 @@ __all__ = [
     "model_from_bytes",
     "predict_proba",
     "read_registry",
+    "read_verified_bytes",
     "resolve_artifact",
     "save_model",
     "sha256_file",
@@ -271,11 +272,7 @@ def resolve_artifact(
     if verify:
         actual = sha256_file(path)
         if actual != entry["sha256"]:
-            raise ModelError(
-                f"model file {path} does not match its registered checksum "
-                f"(expected sha256 {entry['sha256'][:12]}…, found {actual[:12]}…); "
-                "refusing to load it"
-            )
+            raise _checksum_mismatch(path, entry["sha256"], actual)
     metadata: dict[str, Any] = {}
     meta_path = directory / str(entry.get("metadata", ""))
     if entry.get("metadata") and meta_path.is_file():
@@ -290,12 +287,25 @@ def resolve_artifact(
     )
 
 
+def read_verified_bytes(artifact: ModelArtifact) -> bytes:
+    """The artifact's bytes, checked again: the file may have changed since it was resolved."""
+    data = artifact.path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != artifact.sha256:
+        raise _checksum_mismatch(artifact.path, artifact.sha256, actual)
+    return data
+
+
+def _checksum_mismatch(path: Path, expected: str, actual: str) -> ModelError:
+    return ModelError(
+        f"model file {path} does not match its registered checksum "
+        f"(expected sha256 {expected[:12]}…, found {actual[:12]}…); refusing to load it"
+    )
+
+
 def load_artifact(artifact: ModelArtifact) -> CatBoostClassifier:
     """Load a model from a checked artifact's file (use :func:`load_model` from paths)."""
-    data = artifact.path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != artifact.sha256:  # the file changed since the check
-        raise ModelError(f"model file {artifact.path} changed while loading; refusing it")
-    return model_from_bytes(data, artifact.format)
+    return model_from_bytes(read_verified_bytes(artifact), artifact.format)
 
 
 def model_from_bytes(data: bytes, fmt: str) -> CatBoostClassifier:

@@ -94,20 +94,32 @@ class _Timer:
 
 
 # ---- checks ------------------------------------------------------------------------------------
+def _check_columns(kinds: dict[str, str], needed: Sequence[str]) -> None:
+    """Every needed column present, numeric or text as the contract says.
+
+    ``kinds`` maps the input's columns to "numeric", "string" or their type's name.
+    """
+    missing = [c for c in needed if c not in kinds]
+    if missing:
+        raise InvalidInputError(f"input lacks columns {missing} (has {sorted(kinds)})")
+    for name in needed:
+        expected = schema.AUDIENCE_COLUMNS.get(name)
+        if expected in ("int", "float") and kinds[name] != "numeric":
+            raise InvalidInputError(f"input column '{name}' must be numeric, is {kinds[name]}")
+        if expected == "string" and kinds[name] != "string":
+            raise InvalidInputError(f"input column '{name}' must be text, is {kinds[name]}")
+
+
 def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
-    """The input must have every needed column, with the kind of values the contract says."""
+    """The Spark input must have every needed column, of the kind the contract says."""
     from pyspark.sql.types import NumericType, StringType
 
-    types = {f.name: f.dataType for f in users.schema.fields}
-    missing = [c for c in needed if c not in types]
-    if missing:
-        raise InvalidInputError(f"input lacks columns {missing} (has {sorted(types)})")
-    for name in needed:
-        kind = schema.AUDIENCE_COLUMNS.get(name)
-        if kind in ("int", "float") and not isinstance(types[name], NumericType):
-            raise InvalidInputError(f"input column '{name}' must be numeric, is {types[name]}")
-        if kind == "string" and not isinstance(types[name], StringType):
-            raise InvalidInputError(f"input column '{name}' must be text, is {types[name]}")
+    def kind(typ: Any) -> str:
+        if isinstance(typ, NumericType):
+            return "numeric"
+        return "string" if isinstance(typ, StringType) else typ.simpleString()
+
+    _check_columns({f.name: kind(f.dataType) for f in users.schema.fields}, needed)
 
 
 def check_local_input(path: str, needed: Sequence[str]) -> int | None:
@@ -129,16 +141,13 @@ def check_local_input(path: str, needed: Sequence[str]) -> int | None:
         rows = dataset.count_rows()
     except (pa.ArrowInvalid, OSError) as err:
         raise InvalidInputError(f"cannot read input {path}: {err}") from None
-    missing = [c for c in needed if c not in fields]
-    if missing:
-        raise InvalidInputError(f"input lacks columns {missing} (has {sorted(fields)})")
-    for name in needed:
-        kind, typ = schema.AUDIENCE_COLUMNS.get(name), fields[name]
-        numeric = pa.types.is_integer(typ) or pa.types.is_floating(typ)
-        if kind in ("int", "float") and not numeric:
-            raise InvalidInputError(f"input column '{name}' must be numeric, is {typ}")
-        if kind == "string" and not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
-            raise InvalidInputError(f"input column '{name}' must be text, is {typ}")
+
+    def kind(typ: pa.DataType) -> str:
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+            return "numeric"
+        return "string" if pa.types.is_string(typ) or pa.types.is_large_string(typ) else str(typ)
+
+    _check_columns({name: kind(typ) for name, typ in fields.items()}, needed)
     return int(rows)
 
 
@@ -257,7 +266,7 @@ def _score_campaign(
     from pyspark.sql import functions as F
     from pyspark.storagelevel import StorageLevel
 
-    from lib.model import load_artifact, resolve_artifact
+    from lib.model import model_from_bytes, read_verified_bytes, resolve_artifact
     from lib.scoring import decile_column, score_spark
 
     if not campaign.is_active:
@@ -269,9 +278,11 @@ def _score_campaign(
 
     echo(f"📦 Loading model from: {campaign.model_path}")
     with timer.stage("load model"):
-        artifact = resolve_artifact(campaign.model_path, model_dir)
-        load_artifact(artifact)  # proves the file deserialises before any Spark work starts
-        model_bytes = artifact.path.read_bytes()
+        # The registry check, then one read of the bytes that are hashed, shipped to the
+        # workers and deserialised here first, so a broken model fails before Spark starts.
+        artifact = resolve_artifact(campaign.model_path, model_dir, verify=False)
+        model_bytes = read_verified_bytes(artifact)
+        model_from_bytes(model_bytes, artifact.format)
     if sorted(campaign.features) != sorted(artifact.features):
         raise ModelError(
             f"campaign features {campaign.features} are not the model's {artifact.features}"
