@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lib.errors import (
     ApiUnavailableError,
@@ -25,7 +25,12 @@ __all__ = ["ApiError", "Campaign", "ConfigApiClient", "Run"]
 
 
 class ApiError(PipelineError):
-    """The API refused a request (4xx); ``status_code`` and ``detail`` say why."""
+    """The API refused a request (4xx); ``status_code`` and ``detail`` say why.
+
+    Exit code 6, like an unreachable API: the job cannot go on with what the API answered.
+    """
+
+    exit_code = ApiUnavailableError.exit_code
 
     def __init__(self, status_code: int, detail: str, method: str, path: str) -> None:
         super().__init__(f"config API answered {status_code} to {method} {path}: {detail}")
@@ -57,6 +62,33 @@ class Run(BaseModel):
     model_sha256: str | None
     error_message: str | None
     created_at: datetime
+    heartbeat_at: datetime | None = None  # the job's last "still alive" (API 0002+)
+    stale: bool = False  # running, but no heartbeat for a while: the job probably died
+
+
+_CAMPAIGNS = TypeAdapter(list[Campaign])
+_RUNS = TypeAdapter(list[Run])
+
+
+def _parse(adapter: Any, response: httpx.Response) -> Any:
+    """The body as the typed result, strictly (``is_active`` must be a JSON boolean).
+
+    A body that is not what the API's contract says (an HTML page from a proxy, a field of
+    the wrong type) means the job cannot trust the answer: exit code 6, one line.
+    """
+    try:
+        if isinstance(adapter, type) and issubclass(adapter, BaseModel):
+            return adapter.model_validate_json(response.content, strict=True)
+        return adapter.validate_json(response.content, strict=True)
+    except ValidationError as err:
+        kind = response.headers.get("content-type", "unknown content type")
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise ApiUnavailableError(
+            f"config API at {response.request.url} answered {response.status_code} with "
+            f"something that is not the expected {getattr(adapter, '__name__', 'result')} "
+            f"({kind}; {where}: {first.get('msg', 'invalid')})"
+        ) from None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -125,10 +157,10 @@ class ConfigApiClient:
 
     # ---- campaigns ---------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/health").json())
+        return dict(_parse(TypeAdapter(dict[str, Any]), self._request("GET", "/health")))
 
     def create_campaign(self, **fields: Any) -> Campaign:
-        return Campaign.model_validate(self._request("POST", "/campaigns/", json=fields).json())
+        return _parse(Campaign, self._request("POST", "/campaigns/", json=fields))
 
     def get_campaign(self, campaign_id: int) -> Campaign:
         try:
@@ -137,7 +169,7 @@ class ConfigApiClient:
             if err.status_code == 404:
                 raise CampaignNotFoundError(f"campaign {campaign_id} does not exist") from None
             raise
-        return Campaign.model_validate(response.json())
+        return _parse(Campaign, response)
 
     def list_campaigns(
         self, *, is_active: bool | None = None, offset: int = 0, limit: int = 100
@@ -146,7 +178,7 @@ class ConfigApiClient:
         if is_active is not None:
             params["is_active"] = str(is_active).lower()
         response = self._request("GET", "/campaigns/", params=params)
-        return [Campaign.model_validate(item) for item in response.json()]
+        return list(_parse(_CAMPAIGNS, response))
 
     def iter_campaigns(self, *, is_active: bool | None = None) -> Iterator[Campaign]:
         """Every campaign, page by page."""
@@ -160,7 +192,7 @@ class ConfigApiClient:
 
     def update_campaign(self, campaign_id: int, **changes: Any) -> Campaign:
         response = self._request("PUT", f"/campaigns/{campaign_id}", json=changes)
-        return Campaign.model_validate(response.json())
+        return _parse(Campaign, response)
 
     def delete_campaign(self, campaign_id: int) -> None:
         self._request("DELETE", f"/campaigns/{campaign_id}")
@@ -168,12 +200,12 @@ class ConfigApiClient:
     # ---- runs ----------------------------------------------------------------------------
     def create_run(self, campaign_id: int, **fields: Any) -> Run:
         response = self._request("POST", f"/campaigns/{campaign_id}/runs", json=fields)
-        return Run.model_validate(response.json())
+        return _parse(Run, response)
 
     def update_run(self, campaign_id: int, run_id: int, **fields: Any) -> Run:
         response = self._request("PATCH", f"/campaigns/{campaign_id}/runs/{run_id}", json=fields)
-        return Run.model_validate(response.json())
+        return _parse(Run, response)
 
     def list_runs(self, campaign_id: int) -> list[Run]:
         response = self._request("GET", f"/campaigns/{campaign_id}/runs")
-        return [Run.model_validate(item) for item in response.json()]
+        return list(_parse(_RUNS, response))

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from lib import schema
 from lib.errors import InvalidInputError, run_cli
+from lib.files import publish_file_mode
 from lib.settings import get_settings
 
 __all__ = [
@@ -158,6 +159,7 @@ def write_users(
                     row_group_size=len(batch),
                 )
                 bar.update(len(batch))
+        publish_file_mode(tmp)  # mkstemp made it 0600; give it the mode open() would
         os.replace(tmp, target)
     except OSError as err:
         raise InvalidInputError(f"cannot write to {target}: {err.strerror or err}") from err

@@ -52,6 +52,12 @@ class AudienceFilterError(PipelineError):
     exit_code = 7
 
 
+class JobInterruptedError(PipelineError):
+    """The job was stopped by a signal (SIGTERM from a scheduler, ``kubectl delete``)."""
+
+    exit_code = 143  # 128 + SIGTERM, what a shell reports for a terminated process
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
     """Run a CLI ``main`` and turn a :class:`PipelineError` into one line and its exit code."""
     try:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +24,7 @@ import pandas as pd
 
 from lib import schema
 from lib.errors import InvalidInputError, ModelError, run_cli
+from lib.files import atomic_write_bytes, publish_file_mode
 from lib.settings import get_settings
 
 if TYPE_CHECKING:  # CatBoost is heavy: imported only where a model is trained or loaded
@@ -73,6 +74,7 @@ class ModelArtifact:
     format: str
     features: list[str]
     metadata: dict[str, Any]
+    size: int | None = None  # bytes, as registered (older registries lack it)
 
 
 def train_model(
@@ -148,25 +150,14 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to ``path`` via a temporary sibling, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def read_registry(model_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The registry's artifacts (file name -> entry); empty when nothing was saved yet."""
     path = Path(model_dir or get_settings().model_dir) / REGISTRY_NAME
     if not path.exists():
         return {}
     try:
-        return dict(json.loads(path.read_text())["artifacts"])
-    except (ValueError, KeyError, TypeError) as err:
+        return dict(json.loads(path.read_text(encoding="utf-8"))["artifacts"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelError(f"model registry {path} is unreadable: {err}") from err
 
 
@@ -190,12 +181,14 @@ def save_model(
         cbm, pkl, meta = (directory / f"{name}{suffix}" for suffix in (".cbm", ".pkl", ".json"))
         tmp_cbm = directory / f".{name}.cbm.tmp"
         result.model.save_model(str(tmp_cbm), format="cbm")
+        publish_file_mode(tmp_cbm)
         os.replace(tmp_cbm, cbm)
-        _write_atomic(pkl, pickle.dumps(result.model, protocol=pickle.HIGHEST_PROTOCOL))
+        atomic_write_bytes(pkl, pickle.dumps(result.model, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError as err:
         raise ModelError(f"cannot save the model in {directory}: {err.strerror or err}") from err
     created_at = datetime.now(UTC).isoformat()
     checksums = {path.name: sha256_file(path) for path in (cbm, pkl)}
+    sizes = {path.name: path.stat().st_size for path in (cbm, pkl)}
     metadata = {
         "model_name": name,
         "features": result.features,
@@ -207,11 +200,12 @@ def save_model(
         "artifacts": checksums,
         **(extra_metadata or {}),
     }
-    _write_atomic(meta, json.dumps(metadata, indent=2).encode())
+    atomic_write_bytes(meta, json.dumps(metadata, indent=2).encode())
     registry = read_registry(directory)
     for path in (cbm, pkl):
         registry[path.name] = {
             "sha256": checksums[path.name],
+            "size": sizes[path.name],
             "format": MODEL_SUFFIXES[path.suffix],
             "model_name": name,
             "features": result.features,
@@ -219,7 +213,7 @@ def save_model(
             "registered_at": created_at,
         }
     payload = {"artifacts": dict(sorted(registry.items()))}
-    _write_atomic(directory / REGISTRY_NAME, json.dumps(payload, indent=2).encode())
+    atomic_write_bytes(directory / REGISTRY_NAME, json.dumps(payload, indent=2).encode())
     return {"cbm": cbm, "pkl": pkl, "metadata": meta, "registry": directory / REGISTRY_NAME}
 
 
@@ -248,13 +242,67 @@ def _registry_key(model_path: str, model_dir: Path) -> str:
     return "/".join(parts)
 
 
+MAX_MODEL_BYTES = 1 << 30  # a registry entry without a recorded size is read up to 1 GiB
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _checked_entry(key: str, entry: Any, registry: Path) -> dict[str, Any]:
+    """A registry entry with the fields the job relies on, of the right types, or ModelError.
+
+    The registry is a file anyone with write access to the model directory can edit; a
+    hand-edited entry must fail with a message, not a KeyError deep inside the job.
+    """
+    where = f"registry entry {key!r} in {registry}"
+    if not isinstance(entry, dict):
+        raise ModelError(f"{where} is not an object")
+    sha = entry.get("sha256")
+    if not isinstance(sha, str) or not _SHA256.match(sha):
+        raise ModelError(f"{where} has no valid sha256 (64 lowercase hex digits)")
+    features = entry.get("features")
+    if (
+        not isinstance(features, list)
+        or not features
+        or not all(isinstance(f, str) and f for f in features)
+    ):
+        raise ModelError(f"{where} has no valid features (a list of column names)")
+    expected_format = MODEL_SUFFIXES[PurePosixPath(key).suffix]
+    if entry.get("format") != expected_format:
+        raise ModelError(
+            f"{where} says format {entry.get('format')!r}, but a "
+            f"{PurePosixPath(key).suffix} file must be {expected_format!r}"
+        )
+    size = entry.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise ModelError(f"{where} has an invalid size")
+    metadata = entry.get("metadata")
+    if metadata is not None and not isinstance(metadata, str):
+        raise ModelError(f"{where} has an invalid metadata file name")
+    return entry
+
+
+def _read_metadata(directory: Path, name: str | None) -> dict[str, Any]:
+    """The metadata sidecar (informational); a damaged one is reported, never a traceback."""
+    if not name:
+        return {}
+    path = (directory / name).resolve()
+    if not path.is_relative_to(directory) or not path.is_file():
+        return {}
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"model metadata {path} is unreadable: {err}") from None
+    if not isinstance(metadata, dict):
+        raise ModelError(f"model metadata {path} is not a JSON object")
+    return metadata
+
+
 def resolve_artifact(
     model_path: str, model_dir: str | os.PathLike[str] | None = None, *, verify: bool = True
 ) -> ModelArtifact:
     """Check a model path against the registry; with ``verify`` also the file's sha256.
 
     Raises :class:`ModelError` naming the problem: outside the model directory, not a model
-    file, not registered, missing, or checksum mismatch.
+    file, not registered, a malformed registry entry, missing, or checksum mismatch.
     """
     directory = Path(model_dir or get_settings().model_dir).resolve()
     key = _registry_key(model_path, directory)
@@ -264,36 +312,55 @@ def resolve_artifact(
     path = (directory / key).resolve()
     if not path.is_relative_to(directory):  # a symlink pointing out of the directory
         raise ModelError(f"model path resolves outside the model directory: {model_path!r}")
-    entry = read_registry(directory).get(key)
-    if entry is None:
-        raise ModelError(f"model {model_path!r} is not registered in {directory / REGISTRY_NAME}")
+    registry_path = directory / REGISTRY_NAME
+    raw_entry = read_registry(directory).get(key)
+    if raw_entry is None:
+        raise ModelError(f"model {model_path!r} is not registered in {registry_path}")
+    entry = _checked_entry(key, raw_entry, registry_path)
     if not path.is_file():
         raise ModelError(f"model file is missing: {path}")
-    if verify:
-        actual = sha256_file(path)
-        if actual != entry["sha256"]:
-            raise _checksum_mismatch(path, entry["sha256"], actual)
-    metadata: dict[str, Any] = {}
-    meta_path = directory / str(entry.get("metadata", ""))
-    if entry.get("metadata") and meta_path.is_file():
-        metadata = json.loads(meta_path.read_text())
-    return ModelArtifact(
+    artifact = ModelArtifact(
         name=key,
         path=path,
         sha256=entry["sha256"],
         format=entry["format"],
         features=list(entry["features"]),
-        metadata=metadata,
+        metadata=_read_metadata(directory, entry.get("metadata")),
+        size=entry.get("size"),
     )
+    if verify:
+        read_verified_bytes(artifact)
+    return artifact
 
 
 def read_verified_bytes(artifact: ModelArtifact) -> bytes:
-    """The artifact's bytes, checked again: the file may have changed since it was resolved."""
-    data = artifact.path.read_bytes()
-    actual = hashlib.sha256(data).hexdigest()
+    """The artifact's bytes, checked again: the file may have changed since it was resolved.
+
+    The file is read in chunks and hashed as it streams; reading stops as soon as it is
+    larger than the registered size, so a huge file put in a model's place is refused
+    without being loaded into memory.
+    """
+    limit = artifact.size if artifact.size is not None else MAX_MODEL_BYTES
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    read = 0
+    try:
+        with open(artifact.path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                read += len(chunk)
+                if read > limit:
+                    raise ModelError(
+                        f"model file {artifact.path} is larger than its registered size "
+                        f"({limit:,} bytes); refusing to load it"
+                    )
+                digest.update(chunk)
+                chunks.append(chunk)
+    except OSError as err:
+        raise ModelError(f"cannot read model file {artifact.path}: {err.strerror or err}") from None
+    actual = digest.hexdigest()
     if actual != artifact.sha256:
         raise _checksum_mismatch(artifact.path, artifact.sha256, actual)
-    return data
+    return b"".join(chunks)
 
 
 def _checksum_mismatch(path: Path, expected: str, actual: str) -> ModelError:
@@ -309,18 +376,35 @@ def load_artifact(artifact: ModelArtifact) -> CatBoostClassifier:
 
 
 def model_from_bytes(data: bytes, fmt: str) -> CatBoostClassifier:
-    """Rebuild a model from already-verified bytes (used to ship a model to Spark workers)."""
-    from catboost import CatBoostClassifier
+    """Rebuild a model from already-verified bytes (used to ship a model to Spark workers).
+
+    Bytes that are not a model of the registered format (a truncated file, a pickle
+    registered as ``catboost`` or the reverse) raise :class:`ModelError`.
+    """
+    from catboost import CatBoostClassifier, CatBoostError
 
     if fmt == "pickle":
-        model = pickle.loads(data)  # only ever reached with bytes whose sha256 was checked
+        try:
+            model = pickle.loads(data)  # only ever reached with bytes whose sha256 was checked
+        except Exception as err:  # unpickling raises almost anything on foreign bytes
+            raise ModelError(
+                f"model bytes are not a readable pickle ({type(err).__name__}); "
+                "is the file truncated or registered with the wrong format?"
+            ) from None
         if not isinstance(model, CatBoostClassifier):
             raise ModelError(
                 f"pickled object is a {type(model).__name__}, not a CatBoostClassifier"
             )
         return model
     model = CatBoostClassifier()
-    model.load_model(blob=data, format="cbm")
+    try:
+        model.load_model(blob=data, format="cbm")
+    except CatBoostError as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else "unreadable"
+        raise ModelError(
+            f"model bytes are not a CatBoost .cbm model ({first[:200]}); "
+            "is the file truncated or registered with the wrong format?"
+        ) from None
     return model
 
 

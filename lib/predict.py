@@ -15,11 +15,12 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,21 +35,24 @@ from lib.audience import AudienceFilter, parse_filter, to_spark_column
 from lib.errors import (
     CampaignInactiveError,
     InvalidInputError,
+    JobInterruptedError,
     ModelError,
     PipelineError,
     run_cli,
 )
+from lib.output import LocalTarget
 from lib.settings import get_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["JobResult", "main", "publish_atomically", "run_job"]
+__all__ = ["JobResult", "check_output_target", "main", "run_job"]
 
 BIGQUERY_PREFIX = "bigquery:"
 BIGQUERY_TABLE = re.compile(r"^bigquery:([\w-]+\.)?\w+\.[\w$-]+$")
 BIGQUERY_CLASS = "com.google.cloud.spark.bigquery.BigQueryRelationProvider"
 QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
+HEARTBEAT_SECONDS = 30.0  # how often a running job tells the config API it is alive
 Echo = Callable[[str], None]
 
 
@@ -85,7 +89,7 @@ class _Timer:
         self.timings: dict[str, float] = {}
 
     @contextmanager
-    def stage(self, name: str):  # type: ignore[no-untyped-def]
+    def stage(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
             yield
@@ -94,39 +98,86 @@ class _Timer:
 
 
 # ---- checks ------------------------------------------------------------------------------------
-def _check_columns(kinds: dict[str, str], needed: Sequence[str]) -> None:
-    """Every needed column present, numeric or text as the contract says.
+# Column kinds, the same for Arrow (local footers) and Spark schemas: "int" (signed, or
+# unsigned up to 32 bits), "float", "decimal", "string"; anything else is its type's name.
+_NUMBER_KINDS = ("int", "float", "decimal")
 
-    ``kinds`` maps the input's columns to "numeric", "string" or their type's name.
-    """
+
+def _check_columns(kinds: dict[str, str], needed: Sequence[str]) -> None:
+    """Every needed column present, of the kind the contract says; ``user_id`` whole numbers."""
     missing = [c for c in needed if c not in kinds]
     if missing:
         raise InvalidInputError(f"input lacks columns {missing} (has {sorted(kinds)})")
     for name in needed:
+        kind = kinds[name]
+        if name == schema.USER_ID:
+            if kind != "int":
+                raise InvalidInputError(
+                    f"input column '{name}' must hold whole numbers that fit a signed 64-bit "
+                    f"integer (int64), is {kind}"
+                )
+            continue
         expected = schema.AUDIENCE_COLUMNS.get(name)
-        if expected in ("int", "float") and kinds[name] != "numeric":
-            raise InvalidInputError(f"input column '{name}' must be numeric, is {kinds[name]}")
-        if expected == "string" and kinds[name] != "string":
-            raise InvalidInputError(f"input column '{name}' must be text, is {kinds[name]}")
+        if expected in ("int", "float") and kind not in _NUMBER_KINDS:
+            raise InvalidInputError(f"input column '{name}' must be numeric, is {kind}")
+        if expected == "string" and kind != "string":
+            raise InvalidInputError(f"input column '{name}' must be text, is {kind}")
+
+
+def _arrow_kind(typ: Any) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(typ):  # pandas categoricals: Spark reads the values
+        return _arrow_kind(typ.value_type)
+    if pa.types.is_signed_integer(typ) or (
+        pa.types.is_unsigned_integer(typ) and typ.bit_width <= 32
+    ):
+        return "int"
+    if pa.types.is_floating(typ):
+        return "float"
+    if pa.types.is_decimal(typ):
+        return "decimal"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+        return "string"
+    return str(typ)
+
+
+def _spark_kind(typ: Any) -> str:
+    from pyspark.sql.types import (
+        ByteType,
+        CharType,
+        DecimalType,
+        DoubleType,
+        FloatType,
+        IntegerType,
+        LongType,
+        ShortType,
+        StringType,
+        VarcharType,
+    )
+
+    if isinstance(typ, ByteType | ShortType | IntegerType | LongType):
+        return "int"
+    if isinstance(typ, FloatType | DoubleType):
+        return "float"
+    if isinstance(typ, DecimalType):
+        return "decimal"
+    if isinstance(typ, StringType | VarcharType | CharType):
+        return "string"
+    return str(typ.simpleString())
 
 
 def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
     """The Spark input must have every needed column, of the kind the contract says."""
-    from pyspark.sql.types import NumericType, StringType
-
-    def kind(typ: Any) -> str:
-        if isinstance(typ, NumericType):
-            return "numeric"
-        return "string" if isinstance(typ, StringType) else typ.simpleString()
-
-    _check_columns({f.name: kind(f.dataType) for f in users.schema.fields}, needed)
+    _check_columns({f.name: _spark_kind(f.dataType) for f in users.schema.fields}, needed)
 
 
 def check_local_input(path: str, needed: Sequence[str]) -> int | None:
-    """Fail fast, before Spark starts, when a local input is missing or lacks columns.
+    """Fail fast, before Spark starts, when a local input is missing, unreadable or wrong.
 
-    Returns the number of rows, read from the Parquet footers (no scan), or ``None`` for
-    remote storage, which Spark checks and counts instead.
+    Reads only Parquet footers: every part file's own schema (parts that disagree on a
+    needed column's type are refused: Spark would fail half-way through) and the row
+    count. Returns the number of rows, or ``None`` for remote storage, which Spark checks.
     """
     import pyarrow as pa
     import pyarrow.dataset as ds
@@ -137,17 +188,29 @@ def check_local_input(path: str, needed: Sequence[str]) -> int | None:
         raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
     try:
         dataset = ds.dataset(path, format="parquet")
-        fields = {f.name: f.type for f in dataset.schema}
+        fragments = list(dataset.get_fragments())
+        if not fragments:
+            raise InvalidInputError(f"input {path} holds no Parquet files")
+        first_types: dict[str, tuple[Any, str]] = {}
+        for fragment in fragments:
+            physical = fragment.physical_schema
+            for name in needed:
+                if name not in physical.names:
+                    continue
+                typ = physical.field(name).type
+                seen = first_types.setdefault(name, (typ, fragment.path))
+                if not seen[0].equals(typ):
+                    raise InvalidInputError(
+                        f"input parts disagree on column '{name}': {seen[0]} in "
+                        f"{Path(seen[1]).name}, {typ} in {Path(fragment.path).name}"
+                    )
         rows = dataset.count_rows()
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InvalidInputError(f"cannot read input {path}: {err}") from None
-
-    def kind(typ: pa.DataType) -> str:
-        if pa.types.is_integer(typ) or pa.types.is_floating(typ):
-            return "numeric"
-        return "string" if pa.types.is_string(typ) or pa.types.is_large_string(typ) else str(typ)
-
-    _check_columns({name: kind(typ) for name, typ in fields.items()}, needed)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InvalidInputError(f"cannot read input {path}: {first}") from None
+    kinds = {field.name: _arrow_kind(field.type) for field in dataset.schema}
+    kinds.update({name: _arrow_kind(typ) for name, (typ, _) in first_types.items()})
+    _check_columns(kinds, needed)
     return int(rows)
 
 
@@ -161,38 +224,34 @@ def _read_users(spark: SparkSession, path: str) -> DataFrame:
         raise InvalidInputError(f"cannot read input {path}: {first}") from None
 
 
-# ---- output ------------------------------------------------------------------------------------
-def publish_atomically(written: Path, target: Path, keep: int = 2) -> None:
-    """Make the finished dataset ``written`` visible at ``target`` in one atomic step.
-
-    ``target`` becomes a symlink to a versioned folder beside it, replaced with
-    ``os.replace`` (atomic on POSIX): readers see the old dataset or the new one, never a
-    mix, and a crash before this point leaves the old one in place. The last ``keep``
-    versions stay on disk, so a reader still busy with the previous one is not cut off.
-    """
-    versions = target.parent / f".{target.name}.versions"
-    versions.mkdir(exist_ok=True)
-    if target.exists() and not target.is_symlink():  # a plain folder from an older layout
-        target.rename(versions / f"legacy-{uuid.uuid4().hex[:8]}")
-    final = versions / written.name
-    written.rename(final)
-    link = target.parent / f".{target.name}.link-{uuid.uuid4().hex[:8]}"
-    link.symlink_to(os.path.relpath(final, target.parent))
-    os.replace(link, target)
-    old = sorted((p for p in versions.iterdir() if p != final), key=lambda p: p.stat().st_mtime)
-    for stale in old[: max(0, len(old) - (keep - 1))]:
-        shutil.rmtree(stale, ignore_errors=True)
+# Spark's words for "the input files are damaged" (error classes and Parquet reader errors).
+_READ_FAILURES = (
+    "FAILED_READ_FILE",
+    "ParquetDecodingException",
+    "CANNOT_READ_FILE_FOOTER",
+    "is not a Parquet file",
+    "Can not read value",
+    "Could not read footer",
+    "CorruptedFile",
+)
 
 
-def _staging_dir(target: Path, run_label: str) -> Path:
-    """A fresh folder beside the target (same filesystem, so the final rename is atomic)."""
-    staging = target.parent / f".{target.name}.staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    for leftover in staging.iterdir():  # debris of runs killed mid-write
-        if time.time() - leftover.stat().st_mtime > 24 * 3600:
-            shutil.rmtree(leftover, ignore_errors=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    return staging / f"{stamp}-{run_label}-{uuid.uuid4().hex[:8]}"
+@contextmanager
+def _input_errors(source: str) -> Iterator[None]:
+    """Turn Spark's failure to read damaged input files into one line and exit code 2."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as err:
+        text = str(err)
+        if not any(marker in text for marker in _READ_FAILURES):
+            raise
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        cause = next((line for line in lines if "Exception:" in line), lines[0] if lines else "")
+        raise InvalidInputError(
+            f"cannot read input {source}: its data is damaged ({cause[:300]})"
+        ) from None
 
 
 # ---- the job -------------------------------------------------------------------------------------
@@ -214,28 +273,36 @@ def run_job(
     source = str(input_path or settings.users_path)
     target = str(output_path or settings.prediction_path(campaign_id))
     check_output_target(target)
+    local = LocalTarget(target) if _is_local(target) else None
+    if local is not None:
+        local.check(source)  # someone else's data, or the input itself: refuse before any work
 
-    echo("🚀 SPARK PREDICTION JOB STARTING")
-    echo(f"📡 Fetching campaign config from: {api_url.rstrip('/')}/campaigns/{campaign_id}")
-    with ConfigApiClient(api_url) as api, timer.stage("fetch campaign"):
-        campaign = api.get_campaign(campaign_id)
-        echo(f"✅ Loaded campaign: {campaign.name}")
-        run = api.create_run(campaign_id, status="running", started_at=_now())
-    try:
-        result = _score_campaign(
-            campaign, run.id, source, target, spark, master, model_dir, echo, timer
-        )
-    except BaseException as err:
-        message = str(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {err}"
-        _record(
-            api_url,
-            campaign_id,
-            run.id,
-            status="failed",
-            finished_at=_now(),
-            error_message=message[:10_000],
-        )
-        raise
+    # One run per local target at a time, for the whole job: the lock is taken before the
+    # run record exists, so a refused second run leaves no trace but its one-line error.
+    lock: AbstractContextManager[None] = local.lock() if local is not None else nullcontext()
+    with lock:
+        echo("🚀 SPARK PREDICTION JOB STARTING")
+        echo(f"📡 Fetching campaign config from: {api_url.rstrip('/')}/campaigns/{campaign_id}")
+        with ConfigApiClient(api_url) as api, timer.stage("fetch campaign"):
+            campaign = api.get_campaign(campaign_id)
+            echo(f"✅ Loaded campaign: {campaign.name}")
+            run = api.create_run(campaign_id, status="running", started_at=_now())
+        try:
+            with _Heartbeat(api_url, campaign_id, run.id):
+                result = _score_campaign(
+                    campaign, run.id, source, target, local, spark, master, model_dir, echo, timer
+                )
+        except BaseException as err:
+            message = str(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {err}"
+            _record(
+                api_url,
+                campaign_id,
+                run.id,
+                status="failed",
+                finished_at=_now(),
+                error_message=message[:10_000],
+            )
+            raise
     _record(
         api_url,
         campaign_id,
@@ -252,11 +319,43 @@ def run_job(
     return result
 
 
+class _Heartbeat:
+    """Tells the config API every HEARTBEAT_SECONDS that the run is alive.
+
+    A job killed without warning (OOM killer, ``kill -9``, a lost node) cannot record its
+    failure; its run then stops beating and the API shows it as stale instead of running
+    forever. A missed beat is not an error: the job's own outcome is what matters.
+    """
+
+    def __init__(self, api_url: str, campaign_id: int, run_id: int) -> None:
+        self.api_url, self.campaign_id, self.run_id = api_url, campaign_id, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}")
+        self._thread.daemon = True  # never keeps a dying process alive
+
+    def _beat(self) -> None:
+        with ConfigApiClient(self.api_url, retries=0, timeout=5.0) as api:
+            while not self._stop.wait(HEARTBEAT_SECONDS):
+                try:
+                    api.update_run(self.campaign_id, self.run_id, heartbeat_at=_now())
+                except PipelineError:
+                    continue
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def _score_campaign(
     campaign: Campaign,
     run_id: int,
     source: str,
     target: str,
+    local: LocalTarget | None,
     spark: SparkSession | None,
     master: str | None,
     model_dir: str | os.PathLike[str] | None,
@@ -297,7 +396,7 @@ def _score_campaign(
         spark = spark or _start_spark(master)
     if target.startswith(BIGQUERY_PREFIX):
         _check_bigquery_connector(spark)
-    with timer.stage("read"):
+    with timer.stage("read"), _input_errors(source):
         users = _read_users(spark, source)
         check_input_columns(users, needed)
         # Local Parquet footers already gave the row count; remote inputs take one job.
@@ -306,9 +405,9 @@ def _score_campaign(
     echo(f"🎯 Applying audience filter: {campaign.audience_filter or '(none: every user)'}")
 
     scored_at = datetime.now(UTC)
-    with timer.stage("filter + score"):
+    with timer.stage("filter + score"), _input_errors(source):
         # Scores are computed once, in one Spark job that also yields the audience size,
-        # the mean and the decile boundaries; they stay cached for the write that follows.
+        # the mean, the decile boundaries and the id checks; they stay cached for the write.
         scored = score_spark(
             spark,
             users.filter(to_spark_column(audience)),
@@ -319,12 +418,15 @@ def _score_campaign(
         ).persist(StorageLevel.MEMORY_AND_DISK)
         stats = scored.agg(
             F.count(F.lit(1)).alias("n"),
+            F.count(schema.USER_ID).alias("ids"),
+            F.count_distinct(schema.USER_ID).alias("distinct_ids"),
             F.avg(schema.SCORE).alias("mean"),
             F.percentile_approx(
                 schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
             ).alias("cuts"),
         ).first()
     audience_size = int(stats["n"])
+    _check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]), scored)
     mean_score = float(stats["mean"]) if audience_size else None
     cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
     share = audience_size / input_rows if input_rows else 0.0
@@ -341,8 +443,8 @@ def _score_campaign(
     )
 
     echo(f"💾 Writing predictions to: {target}")
-    with timer.stage("write"):
-        _write(predictions, target, f"run{run_id}")
+    with timer.stage("write"), _input_errors(source):
+        _write(predictions, target, local, run_id, campaign.id)
     scored.unpersist()
     return JobResult(
         campaign_id=campaign.id,
@@ -380,7 +482,29 @@ def _check_bigquery_connector(spark: SparkSession) -> None:
         ) from None
 
 
-def _write(predictions: DataFrame, target: str, run_label: str) -> None:
+def _check_ids(rows: int, ids: int, distinct_ids: int, scored: DataFrame) -> None:
+    """Every scored user has an id, and each id once: the output is keyed by user_id."""
+    if ids < rows:
+        scored.unpersist()
+        raise InvalidInputError(
+            f"input has {rows - ids:,} users without a user_id in the audience; "
+            "fix the input (every user needs an id)"
+        )
+    if distinct_ids < ids:
+        scored.unpersist()
+        raise InvalidInputError(
+            f"input has {ids - distinct_ids:,} duplicate user_id rows in the audience; "
+            "each user must appear once (deduplicate the input)"
+        )
+
+
+def _is_local(target: str) -> bool:
+    return not target.startswith(BIGQUERY_PREFIX) and "://" not in target
+
+
+def _write(
+    predictions: DataFrame, target: str, local: LocalTarget | None, run_id: int, campaign_id: int
+) -> None:
     """Write the predictions; to a local path atomically (staging folder, then publish)."""
     if target.startswith(BIGQUERY_PREFIX):
         # The connector loads into BigQuery in one job: the table changes all at once.
@@ -389,20 +513,15 @@ def _write(predictions: DataFrame, target: str, run_label: str) -> None:
             "writeMethod", "direct"
         ).mode("overwrite").save()
         return
-    if "://" in target:
+    if local is None:
         # Object stores have no atomic rename; Spark's committer marks completion with
         # _SUCCESS, which downstream readers should wait for.
         predictions.write.mode("overwrite").parquet(target)
         return
-    path = Path(target)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = _staging_dir(path, run_label)
-    except OSError as err:
-        raise InvalidInputError(f"cannot write to {path}: {err.strerror or err}") from None
+    staging = local.new_staging(f"run{run_id}")
     try:
         predictions.write.mode("errorifexists").parquet(str(staging))
-        publish_atomically(staging, path)
+        local.publish(staging, marker={"campaign_id": campaign_id, "run_id": run_id})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -456,8 +575,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _raise_on_sigterm(signum: int, frame: object) -> None:
+    raise JobInterruptedError(f"stopped by signal {signal.Signals(signum).name}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # A stopped job (kubectl delete, a scheduler's timeout) records its run as failed.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)
     if not 1 <= args.campaign_id <= 2**31 - 1:
         raise InvalidInputError(f"--campaign-id must be a positive id, got {args.campaign_id}")
     try:

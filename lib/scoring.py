@@ -100,8 +100,17 @@ def score_spark(
         for batch in batches:
             yield score_arrow(batch, model, feature_list, thread_count=threads)
 
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import DecimalType
+
     # Only the id and the features cross to Python; Spark prunes the other columns at the scan.
-    return users.select(schema.USER_ID, *feature_list).mapInArrow(score_partition, SCORE_SCHEMA_DDL)
+    # Decimal features become doubles here: Arrow would hand Python objects, not numbers.
+    decimals = {f.name for f in users.schema.fields if isinstance(f.dataType, DecimalType)}
+    columns = [
+        F.col(name).cast("double").alias(name) if name in decimals else F.col(name)
+        for name in feature_list
+    ]
+    return users.select(schema.USER_ID, *columns).mapInArrow(score_partition, SCORE_SCHEMA_DDL)
 
 
 def decile_column(score: Column, cut_points: Sequence[float]) -> Column:

@@ -110,19 +110,27 @@ def main() -> int:
 
 
 def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
-    import pandas as pd
+    # Arrow reads the files by path, on its own file system: no Python file object is
+    # handed to Arrow's I/O threads. (pandas.read_parquet passes one for a single file, and
+    # an Arrow thread still calling back into Python at interpreter exit aborts the process
+    # with "terminate called without an active exception" after the demo has succeeded.)
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
-    output = get_settings().prediction_path(campaign_id)
-    predictions = pd.read_parquet(output)
-    users = pd.read_parquet(get_settings().users_path, columns=[schema.USER_ID])
+    settings = get_settings()
+    output = settings.prediction_path(campaign_id).absolute()
+    scores = ds.dataset(str(output), format="parquet").to_table(columns=[schema.SCORE])
+    n_users = ds.dataset(str(settings.users_path), format="parquet").count_rows()
+    audience = scores.num_rows
+    mean = pc.mean(scores.column(schema.SCORE)).as_py() if audience else None
     print("\n━━ Summary")
-    print(f"Users:      {len(users):,}")
-    print(f"Audience:   {len(predictions):,} ({len(predictions) / len(users):.1%})")
-    print(f"Mean score: {predictions[schema.SCORE].mean():.3f}")
+    print(f"Users:      {n_users:,}")
+    print(f"Audience:   {audience:,} ({audience / n_users:.1%})" if n_users else "Audience:   0")
+    print(f"Mean score: {mean:.3f}" if mean is not None else "Mean score: n/a")
     print(f"Output:     {output}")
-    print(f"Notebook:   {executed}")
+    print(f"Notebook:   {executed.absolute()}")
     if html:
-        print(f"Report:     {html}")
+        print(f"Report:     {html.absolute()}")
     print("Next: `make lab` and open notebooks/01_generate_data.ipynb")
 
 

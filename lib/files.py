@@ -1,0 +1,41 @@
+"""Small filesystem helpers shared by everything that writes files: atomic, default modes.
+
+``tempfile.mkstemp`` creates files readable by their owner only (0600). Renamed into place
+as they are, generated files would end up with mixed modes (0600 beside Spark's 0644), and
+a colleague or a container running as another user could read some but not others. Every
+file we publish therefore gets the mode an ordinary ``open()`` would have given it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write_bytes", "default_file_mode", "publish_file_mode"]
+
+
+def default_file_mode() -> int:
+    """The mode ``open(path, "w")`` gives a new file under the current umask (usually 0644)."""
+    umask = os.umask(0)
+    os.umask(umask)  # reading the umask means setting it: put it straight back
+    return 0o666 & ~umask
+
+
+def publish_file_mode(path: str | os.PathLike[str]) -> None:
+    """Give a temporary file the default mode before it is renamed into place."""
+    os.chmod(path, default_file_mode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        publish_file_mode(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
