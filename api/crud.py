@@ -9,9 +9,10 @@ park every thread waiting for a connection that only a thread could give back.
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from api.models import Campaign, Run
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
@@ -19,6 +20,35 @@ from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
 
 class DuplicateNameError(Exception):
     """Another campaign already has this name."""
+
+
+class CampaignNotFoundError(Exception):
+    """The campaign does not exist (any more: a concurrent request may have deleted it)."""
+
+
+class RunNotFoundError(Exception):
+    """The run does not exist (any more: deleting its campaign deletes it)."""
+
+
+class ConstraintError(Exception):
+    """The database refused a value the schemas let through (they should agree: a bug)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+def _violation(err: IntegrityError) -> tuple[str, str]:
+    """(kind, detail) of a refused write: kind is unique, foreign_key or other."""
+    orig = err.orig
+    pgcode = getattr(orig, "pgcode", None)
+    if pgcode is not None:
+        diag = getattr(orig, "diag", None)
+        detail = getattr(diag, "constraint_name", None) or str(orig).splitlines()[0]
+        return {"23505": "unique", "23503": "foreign_key"}.get(pgcode, "other"), detail
+    name = getattr(orig, "sqlite_errorname", "")
+    kinds = {"SQLITE_CONSTRAINT_UNIQUE": "unique", "SQLITE_CONSTRAINT_FOREIGNKEY": "foreign_key"}
+    return kinds.get(name, "other"), str(orig)
 
 
 def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaign:
@@ -29,7 +59,10 @@ def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaig
             session.flush()  # the unique index answers here, also under concurrent writers
             session.refresh(campaign)
     except IntegrityError as err:
-        raise DuplicateNameError(campaign.name) from err
+        kind, detail = _violation(err)
+        if kind == "unique":
+            raise DuplicateNameError(campaign.name) from err
+        raise ConstraintError(detail) from err
     return campaign
 
 
@@ -41,7 +74,7 @@ def get_campaign(*, session: Session, campaign_id: int) -> Campaign | None:
 def list_campaigns(
     *, session: Session, offset: int = 0, limit: int = 100, is_active: bool | None = None
 ) -> tuple[list[Campaign], int]:
-    """A page of campaigns in id order, and how many match in total."""
+    """A page of stored campaigns in id order, and how many stored rows match in total."""
     query = select(Campaign)
     if is_active is not None:
         query = query.where(Campaign.is_active == is_active)
@@ -54,29 +87,54 @@ def list_campaigns(
 def update_campaign(
     *, session: Session, db_campaign: Campaign, campaign_in: CampaignUpdate
 ) -> Campaign:
+    """Apply the given fields. Raises CampaignNotFoundError when the row went away since
+    it was read (a concurrent DELETE), DuplicateNameError on a taken name."""
+    campaign_id = db_campaign.id  # read now: a rollback expires every attribute
     try:
         with session.begin():
             for key, value in campaign_in.model_dump(exclude_unset=True).items():
                 setattr(db_campaign, key, value)
-            session.flush()
-            session.refresh(db_campaign)
-    except IntegrityError as err:
-        session.expire(db_campaign)  # forget the refused change
-        raise DuplicateNameError(str(campaign_in.name)) from err
+            session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
+            # Reload (also notices a delete when there was nothing to update).
+            if session.get(Campaign, campaign_id, populate_existing=True) is None:
+                raise CampaignNotFoundError(campaign_id)
+    except StaleDataError as err:
+        raise CampaignNotFoundError(campaign_id) from err
+    except IntegrityError as err:  # the rollback has forgotten the refused change
+        kind, detail = _violation(err)
+        if kind == "unique":
+            raise DuplicateNameError(str(campaign_in.name)) from err
+        raise ConstraintError(detail) from err
     return db_campaign
 
 
-def delete_campaign(*, session: Session, db_campaign: Campaign) -> None:
+def delete_campaign(*, session: Session, campaign_id: int) -> None:
+    """Delete the campaign (its runs go with it, ON DELETE CASCADE) in one statement, so
+    two concurrent deletes cannot both succeed: the second raises CampaignNotFoundError."""
     with session.begin():
-        session.delete(db_campaign)
+        deleted = session.execute(delete(Campaign).where(Campaign.id == campaign_id)).rowcount
+    if not deleted:
+        raise CampaignNotFoundError(campaign_id)
+
+
+def _campaign_exists(session: Session, campaign_id: int) -> bool:
+    with session.begin():
+        return bool(session.scalar(select(exists().where(Campaign.id == campaign_id))))
 
 
 def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> Run:
+    """Record a run; CampaignNotFoundError when the campaign is missing or being deleted."""
     run = Run(campaign_id=campaign_id, **run_in.model_dump())
-    with session.begin():
-        session.add(run)
-        session.flush()
-        session.refresh(run)
+    try:
+        with session.begin():
+            session.add(run)
+            session.flush()  # the foreign key refuses a campaign deleted meanwhile
+            session.refresh(run)
+    except IntegrityError as err:
+        kind, detail = _violation(err)
+        if kind == "foreign_key" or not _campaign_exists(session, campaign_id):
+            raise CampaignNotFoundError(campaign_id) from err
+        raise ConstraintError(detail) from err
     return run
 
 
@@ -89,7 +147,7 @@ def get_run(*, session: Session, campaign_id: int, run_id: int) -> Run | None:
 def list_runs(
     *, session: Session, campaign_id: int, offset: int = 0, limit: int = 100
 ) -> list[Run]:
-    """A campaign's runs, newest first."""
+    """A campaign's stored runs, newest first."""
     query = (
         select(Run)
         .where(Run.campaign_id == campaign_id)
@@ -102,9 +160,17 @@ def list_runs(
 
 
 def update_run(*, session: Session, db_run: Run, run_in: RunUpdate) -> Run:
-    with session.begin():
-        for key, value in run_in.model_dump(exclude_unset=True).items():
-            setattr(db_run, key, value)
-        session.flush()
-        session.refresh(db_run)
+    """Apply the given fields; RunNotFoundError when the run was deleted since it was read."""
+    run_id = db_run.id  # read now: a rollback expires every attribute
+    try:
+        with session.begin():
+            for key, value in run_in.model_dump(exclude_unset=True).items():
+                setattr(db_run, key, value)
+            session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
+            if session.get(Run, run_id, populate_existing=True) is None:
+                raise RunNotFoundError(run_id)
+    except StaleDataError as err:
+        raise RunNotFoundError(run_id) from err
+    except IntegrityError as err:
+        raise ConstraintError(_violation(err)[1]) from err
     return db_run

@@ -37,7 +37,10 @@ def build_engine(url: str) -> Engine:
         pool_size=10,
         max_overflow=30,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
+        # Sessions in UTC: timestamps near year 1 or 9999 then read back without overflow.
+        connect_args={"connect_timeout": 5, "options": "-c timezone=UTC"}
+        if parsed.get_backend_name() == "postgresql"
+        else {},
     )
 
 

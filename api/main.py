@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
 
 from api.db import dispose_engines, get_engine
+from api.limits import MAX_BODY_BYTES, BodySizeLimitMiddleware, validation_errors
 from api.migrate import ensure_schema
 from api.routes import audience, campaigns
 from api.schemas import Health, Message
@@ -47,18 +51,31 @@ def create_app() -> FastAPI:
         version="1.0.0",
         lifespan=lifespan,
         responses={
-            400: {"model": Message, "description": "The body is not valid JSON/UTF-8"},
+            400: {"model": Message, "description": "The body could not be read"},
+            413: {"model": Message, "description": f"The body is over {MAX_BODY_BYTES} bytes"},
             503: {"model": Message, "description": "The database is unavailable"},
         },
     )
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     app.include_router(campaigns.router)
     app.include_router(audience.router)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, err: HTTPException) -> Response:
+        if isinstance(err.detail, str):  # messages may quote stored text: keep them encodable
+            err.detail = err.detail.encode("utf-8", "backslashreplace").decode("utf-8")
+        return await http_exception_handler(request, err)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, err: RequestValidationError) -> JSONResponse:
+        # FastAPI's shape, but bounded and always encodable (see api.limits).
+        return JSONResponse(status_code=422, content={"detail": validation_errors(err.errors())})
 
     @app.exception_handler(CampaignValidationError)
     async def _invalid_campaign(_: Request, err: CampaignValidationError) -> JSONResponse:
         # Same shape as FastAPI's own 422 answers, so clients handle one format.
         detail = [{"type": "value_error", "loc": ["body", err.field], "msg": err.message}]
-        return JSONResponse(status_code=422, content={"detail": detail})
+        return JSONResponse(status_code=422, content={"detail": validation_errors(detail)})
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(DisconnectionError)

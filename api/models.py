@@ -3,6 +3,7 @@ that the two agree."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator[datetime]):
+@dataclass(frozen=True)
+class Malformed:
+    """A stored value that cannot be read as its column's type (written around the API)."""
+
+    raw: object
+    reason: str
+
+
+class _Tolerant(TypeDecorator[Any]):
+    """Reading a row never raises: a value the column's type cannot decode comes back as
+    :class:`Malformed`, so one bad row (written around the API) cannot break every
+    request that reads it; the routes turn it into a 409 or skip it in lists."""
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        decode = super().result_processor(dialect, coltype)
+
+        def tolerant(value: Any) -> Any:
+            if value is None or decode is None:
+                return value
+            try:
+                return decode(value)
+            except Exception as err:  # any decoder failure is the row's fault, not the request's
+                return Malformed(value, f"{type(err).__name__}: {err}")
+
+        return tolerant
+
+
+class UTCDateTime(_Tolerant):
     """A timezone-aware UTC datetime on every database.
 
     PostgreSQL keeps the offset (timestamptz); SQLite stores naive text, so values are
@@ -56,28 +84,107 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if not isinstance(value, datetime):
+            return Malformed(value, "not a timestamp")
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-FeatureList = JSON().with_variant(JSONB(), "postgresql")
+class FeatureList(_Tolerant):
+    """A JSON array of feature names: JSONB on PostgreSQL, JSON text on SQLite."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            return Malformed(value, "not a JSON array of strings")
+        return value
+
+
+class StrictBoolean(_Tolerant):
+    """A boolean that reads only true/false (SQLite: 0/1); SQLAlchemy alone reads 'no' as True."""
+
+    impl = Boolean
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        def strict(value: Any) -> Any:
+            # bool is an int subclass: True/False (PostgreSQL) and 0/1 (SQLite) pass.
+            if value is None or (isinstance(value, int) and value in (0, 1)):
+                return None if value is None else bool(value)
+            return Malformed(value, "not a boolean")
+
+        return strict
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def _check(
+    name: str, both: str | None = None, *, sqlite: str | None = None, postgresql: str | None = None
+) -> list[CheckConstraint]:
+    """A named CHECK constraint: one text for both databases, or one per database."""
+    if both is not None:
+        return [CheckConstraint(both, name=name)]
+    texts = {"sqlite": sqlite, "postgresql": postgresql}
+    return [
+        CheckConstraint(text, name=name).ddl_if(dialect=dialect)
+        for dialect, text in texts.items()
+        if text is not None
+    ]
+
+
+# What the schemas promise and a database can enforce. Migration 0002 creates these: keep
+# the texts identical. PostgreSQL enforces VARCHAR(n), BOOLEAN and BIGINT itself; SQLite
+# stores any value in any column, so it needs the checks spelled out.
+_COUNTS = ("input_rows", "audience_size", "scored_rows")
+CAMPAIGN_CHECKS = [
+    *_check("name_length", "length(name) BETWEEN 1 AND 200"),
+    *_check("model_path_length", "length(model_path) BETWEEN 1 AND 500"),
+    *_check("audience_filter_length", "length(audience_filter) <= 2000"),
+    *_check("is_active_boolean", sqlite="is_active IN (0, 1)"),
+    *_check(
+        "features_array",
+        # SQLite allows no subqueries in CHECK, so element types are checked on PostgreSQL only.
+        sqlite="CASE WHEN json_valid(features) THEN json_type(features) = 'array' "
+        "AND json_array_length(features) BETWEEN 1 AND 50 ELSE 0 END",
+        postgresql="CASE WHEN jsonb_typeof(features) = 'array' "
+        "THEN jsonb_array_length(features) BETWEEN 1 AND 50 "
+        "AND NOT jsonb_path_exists(features, '$[*] ? (@.type() != \"string\")') ELSE false END",
+    ),
+]
+RUN_CHECKS = [
+    *_check("status_known", "status IN ('queued', 'running', 'succeeded', 'failed')"),
+    *_check("counts_non_negative", " AND ".join(f"coalesce({c}, 0) >= 0" for c in _COUNTS)),
+    *_check(
+        "counts_integer",
+        sqlite=" AND ".join(f"typeof({c}) IN ('integer', 'null')" for c in _COUNTS),
+    ),
+    *_check(
+        "model_sha256_hex",
+        sqlite="length(model_sha256) = 64 AND model_sha256 NOT GLOB '*[^0-9a-f]*'",
+        postgresql="model_sha256 ~ '^[0-9a-f]{64}$'",
+    ),
+    *_check("output_path_length", "length(output_path) <= 1000"),
+    *_check("error_message_length", "length(error_message) <= 10000"),
+]
+
+
 class Campaign(Base):
     __tablename__ = "campaigns"
+    __table_args__ = tuple(CAMPAIGN_CHECKS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     model_path: Mapped[str] = mapped_column(String(500))
     audience_filter: Mapped[str | None] = mapped_column(Text)
-    features: Mapped[list[str]] = mapped_column(FeatureList)
-    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    features: Mapped[list[str]] = mapped_column(FeatureList())
+    is_active: Mapped[bool] = mapped_column(StrictBoolean(), default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -90,11 +197,7 @@ class Run(Base):
     """One execution of the scoring job for a campaign."""
 
     __tablename__ = "campaign_runs"
-    __table_args__ = (
-        CheckConstraint(
-            "status IN ('queued', 'running', 'succeeded', 'failed')", name="status_known"
-        ),
-    )
+    __table_args__ = tuple(RUN_CHECKS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int] = mapped_column(
@@ -110,5 +213,7 @@ class Run(Base):
     model_sha256: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Last sign of life from the job (it PATCHes this every ~30 s while running).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     campaign: Mapped[Campaign] = relationship(back_populates="runs")

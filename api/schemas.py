@@ -1,43 +1,117 @@
 """Request and response bodies (Base / Create / Update / Public, as in the FastAPI template).
 
 Types are strict where lax coercion would surprise: ``is_active`` accepts only true/false,
-not 0/1 or "yes"; counts are bounded so no number can overflow a database column. The
-audience filter is checked here with :mod:`lib.audience`; the model path and the features
-need the model registry and are checked in :mod:`api.validation`.
+not 0/1 or "yes"; counts are bounded so no number can overflow a database column; text
+holds no NUL characters or unpaired surrogates (no database stores them faithfully);
+datetimes must carry an offset and are stored in UTC. The audience filter is checked here
+with :mod:`lib.audience`; the model path and the features need the model registry and are
+checked in :mod:`api.validation`. Stored rows are read back through :func:`from_stored`,
+which says what is wrong with a row written around the API instead of failing.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StrictStr,
     StringConstraints,
+    ValidationError,
+    computed_field,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from api.limits import excerpt
+from api.models import Malformed
 from lib.audience import MAX_FILTER_LENGTH, parse_filter
 from lib.errors import AudienceFilterError
+from lib.settings import get_settings
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns on both databases
 MAX_COUNT = 2**62  # row counts fit a BIGINT with room to spare
 
-Name = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ModelPath = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500)]
-FeatureName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100)]
+_UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _safe_text(value: str) -> str:
+    """Refuse NUL (PostgreSQL cannot store it) and unpaired surrogates (not encodable)."""
+    if (found := _UNSAFE_TEXT.search(value)) is not None:
+        what = "a NUL character" if found.group() == "\x00" else "an unpaired UTF-16 surrogate"
+        raise PydanticCustomError(
+            "text_unsafe",
+            "must not contain {what} (found at index {index})",
+            {"what": what, "index": found.start()},
+        )
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Store what the client meant, in UTC; refuse instants UTC cannot represent."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "is outside years 1-9999 once converted to UTC"
+        ) from None
+
+
+# StringConstraints come before the safety check, so pydantic applies them as string
+# constraints (with string messages) rather than as generic length checks.
+SAFE = AfterValidator(_safe_text)
+Name = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE
+]
+ModelPath = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500), SAFE]
+FeatureName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100), SAFE]
 Features = Annotated[list[FeatureName], Field(min_length=1, max_length=50)]
-AudienceText = Annotated[StrictStr, StringConstraints(max_length=MAX_FILTER_LENGTH)]
+AudienceText = Annotated[StrictStr, StringConstraints(max_length=MAX_FILTER_LENGTH), SAFE]
+OutputPath = Annotated[StrictStr, StringConstraints(max_length=1000), SAFE]
+ErrorMessage = Annotated[StrictStr, StringConstraints(max_length=10_000), SAFE]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
 Sha256 = Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+
+# Path and query integers: plain decimal digits only. Python's int() (and so pydantic's lax
+# mode) also reads "+1", " 1", "1_0" and "01", which made /campaigns/1_0 campaign 10.
+_POSITIVE = re.compile(r"[1-9][0-9]{0,18}")
+_NON_NEGATIVE = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def _decimal(pattern: re.Pattern[str], what: str) -> Any:
+    def check(value: object) -> object:
+        if isinstance(value, str) and not pattern.fullmatch(value):
+            raise PydanticCustomError(
+                "int_decimal", f"must be {what} written in plain decimal digits"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+StrictPositive = _decimal(_POSITIVE, "a positive integer")
+StrictNonNegative = _decimal(_NON_NEGATIVE, "a non-negative integer")
+
+
+def _strict_bool_text(value: object) -> object:
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise PydanticCustomError("bool_text", "must be true or false")
+    return value
+
+
+StrictBoolText = BeforeValidator(_strict_bool_text)
 
 
 class Message(BaseModel):
@@ -128,22 +202,44 @@ class CampaignPublic(BaseModel):
     updated_at: datetime
 
 
+HEARTBEAT_DESCRIPTION = (
+    "When the job last reported that it is alive (UTC; any offset is converted). The "
+    "scoring job PATCHes it about every 30 s while it runs; null clears it."
+)
+STALE_DESCRIPTION = (
+    "True when the run is queued or running but its newest sign of life (the latest of "
+    "heartbeat_at, started_at and created_at) is older than the server's "
+    "RUN_STALE_AFTER_SECONDS (default 180): the job has most likely died. Computed on "
+    "every read; never stored."
+)
+
+
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: RunStatus = "running"
-    started_at: AwareDatetime | None = None
-    finished_at: AwareDatetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     input_rows: Count | None = None
     audience_size: Count | None = None
     scored_rows: Count | None = None
-    output_path: Annotated[StrictStr, StringConstraints(max_length=1000)] | None = None
+    output_path: OutputPath | None = None
     model_sha256: Sha256 | None = None
-    error_message: Annotated[StrictStr, StringConstraints(max_length=10_000)] | None = None
+    error_message: ErrorMessage | None = None
 
 
 class RunUpdate(RunCreate):
+    """Fields to change; omitted fields keep their value. ``status`` may not be null."""
+
     status: RunStatus | None = None  # type: ignore[assignment]
+    heartbeat_at: UtcDatetime | None = Field(default=None, description=HEARTBEAT_DESCRIPTION)
+
+    @field_validator("status")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null (omit the field to keep its value)")
+        return value
 
 
 class RunPublic(BaseModel):
@@ -161,6 +257,16 @@ class RunPublic(BaseModel):
     model_sha256: str | None
     error_message: str | None
     created_at: datetime
+    heartbeat_at: datetime | None = Field(description=HEARTBEAT_DESCRIPTION)
+
+    @computed_field(description=STALE_DESCRIPTION)  # type: ignore[prop-decorator]
+    @property
+    def stale(self) -> bool:
+        if self.status not in ("queued", "running"):
+            return False
+        seen = max(t for t in (self.heartbeat_at, self.started_at, self.created_at) if t)
+        limit = timedelta(seconds=get_settings().run_stale_after_seconds)
+        return datetime.now(UTC) - seen > limit
 
 
 class Health(BaseModel):
@@ -188,3 +294,38 @@ class AudiencePreviewPublic(BaseModel):
     matching_users: int
     share: float
     sample: list[dict[str, int | float | str | None]]
+
+
+PublicT = TypeVar("PublicT", bound=BaseModel)
+
+
+class MalformedRowError(Exception):
+    """A stored row does not fit its public schema: it was written around the API."""
+
+    def __init__(self, what: str, problems: list[str]) -> None:
+        self.what = what
+        self.problems = problems
+        super().__init__(f"stored {what} is malformed: " + "; ".join(problems))
+
+
+def from_stored(
+    model: type[PublicT], row: object, what: str, changes: Mapping[str, Any] | None = None
+) -> PublicT:
+    """``row`` read strictly as ``model`` (with ``changes`` applied), or MalformedRowError.
+
+    Strict, because lax reading would hide damage: 'yes' is not a boolean in the database.
+    """
+    data = {name: getattr(row, name, None) for name in model.model_fields}
+    data.update(changes or {})
+    try:
+        return model.model_validate(data, strict=True)
+    except ValidationError as err:
+        problems = []
+        for error in err.errors()[:10]:
+            field = ".".join(str(part) for part in error["loc"])
+            value = error.get("input")
+            if isinstance(value, Malformed):
+                problems.append(f"{field} is {value.reason} (stored {excerpt(value.raw)!r})")
+            else:
+                problems.append(f"{field}: {error['msg']} (stored {excerpt(value)!r})")
+        raise MalformedRowError(what, problems) from None

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL URL for the test suite's postgres tests."
     )
     ci: bool = Field(default=False, description="Set by CI: required test services must exist.")
+    run_stale_after_seconds: int = Field(
+        default=180,
+        ge=1,
+        description="A queued or running run with no sign of life for this long is `stale`.",
+    )
 
     @property
     def users_path(self) -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from api.deps import SettingsDep
+from api.limits import StrictJSONRoute
 from api.schemas import AudiencePreviewPublic, AudiencePreviewRequest, Message
 from lib.audience import parse_filter, preview_parquet
 from lib.errors import AudienceFilterError
 from lib.settings import Settings
 
-router = APIRouter(prefix="/audience", tags=["audience"])
+router = APIRouter(prefix="/audience", tags=["audience"], route_class=StrictJSONRoute)
 
 NO_USERS = {404: {"model": Message, "description": "No users data to count"}}
 BAD_STORED_FILTER = {
