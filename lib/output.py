@@ -94,8 +94,13 @@ class LocalTarget:
         written = {self.path, self.versions, self.staging_root}
         if self.path.is_symlink():
             written.add(self.path.resolve())
+        if source_path in written:
+            raise InvalidInputError(
+                f"output {self.path} is the input {source_path} itself; "
+                "write the predictions elsewhere"
+            )
         for place in written:
-            if place == source_path or place.is_relative_to(source_path):
+            if place.is_relative_to(source_path):
                 raise InvalidInputError(
                     f"output {self.path} would be written inside the input {source_path}; "
                     "choose an output outside the input"

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -123,15 +131,17 @@ def test_rerun_replaces_the_output_atomically(project: Project, spark) -> None:
 def test_crash_while_writing_keeps_the_previous_output(
     project: Project, spark, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from lib.output import LocalTarget
+
     campaign_id = project.create_campaign("crash", "age > 40")
     run(project, spark, campaign_id)
     before = pd.read_parquet(project.output(campaign_id))
 
-    def crash_after_partial_write(written: Path, target: Path, keep: int = 2) -> None:
+    def crash_after_partial_write(self, written: Path, marker=None) -> Path:
         assert any(written.glob("*.parquet"))  # the new data was (partly) on disk
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(predict, "publish_atomically", crash_after_partial_write)
+    monkeypatch.setattr(LocalTarget, "publish", crash_after_partial_write)
     with pytest.raises(OSError, match="No space left"):
         run(project, spark, campaign_id)
     pd.testing.assert_frame_equal(pd.read_parquet(project.output(campaign_id)), before)
@@ -371,3 +381,279 @@ def test_malformed_bigquery_target_is_refused() -> None:
         predict.check_output_target("bigquery:just-a-table")
     predict.check_output_target("bigquery:proj.dataset.table")
     predict.check_output_target("gs://bucket/predictions.parquet")
+
+
+# ---- hostile and damaged inputs: the documented exit code, or it works -----------------------
+def run_on(project: Project, spark, campaign_id: int, users: Path, output: Path):
+    return predict.run_job(
+        campaign_id,
+        config_api_url=project.url,
+        input_path=str(users),
+        output_path=str(output),
+        spark=spark,
+        model_dir=project.models,
+        echo=lambda line: None,
+    )
+
+
+def users_table(project: Project) -> pa.Table:
+    return pq.read_table(project.users)
+
+
+def test_damaged_data_pages_behind_an_intact_footer_are_exit_2(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged.parquet"
+    pq.write_table(users_table(project), damaged, compression="snappy")
+    data = bytearray(damaged.read_bytes())
+    footer_start = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    for i in range(4, footer_start - 4, 7):  # garble the pages, keep the footer readable
+        data[i] = (data[i] * 31 + 17) % 256
+    damaged.write_bytes(bytes(data))
+    pq.read_metadata(damaged)  # the footer still reads: only Spark's scan can find out
+    campaign_id = project.create_campaign("damaged pages", "age > 20")
+    with pytest.raises(InvalidInputError, match="damaged"):
+        run_on(project, spark, campaign_id, damaged, tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+    assert last_run(project, campaign_id).status == "failed"
+
+
+def test_parts_whose_column_types_disagree_are_refused_before_spark(
+    project: Project, tmp_path: Path
+) -> None:
+    table = users_table(project)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 500), folder / "part-0.parquet")
+    second = table.slice(500).set_column(
+        table.schema.get_field_index("age"), "age", pc.cast(table.slice(500)["age"], pa.string())
+    )
+    pq.write_table(second, folder / "part-1.parquet")
+    with pytest.raises(InvalidInputError, match="parts disagree on column 'age'"):
+        predict.check_local_input(str(folder), ["user_id", "age"])
+
+
+@pytest.mark.parametrize(
+    ("user_ids", "message"),
+    [
+        (pa.array([i + 0.5 for i in range(1000)], pa.float64()), "is float"),
+        (pa.array([2**63 + i for i in range(1000)], pa.uint64()), "is uint64"),
+        (pa.array([str(i) for i in range(1000)], pa.string()), "is string"),
+    ],
+)
+def test_user_ids_that_are_not_int64_are_refused(
+    project: Project, tmp_path: Path, user_ids: pa.Array, message: str
+) -> None:
+    table = users_table(project)
+    table = table.set_column(table.schema.get_field_index("user_id"), "user_id", user_ids)
+    pq.write_table(table, tmp_path / "u.parquet")
+    with pytest.raises(InvalidInputError, match=f"'user_id' must hold whole numbers.*{message}"):
+        predict.check_local_input(str(tmp_path / "u.parquet"), ["user_id", "age"])
+
+
+def test_null_user_ids_in_the_audience_are_refused_not_written(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    table = users_table(project)
+    ids = [None if i % 100 == 0 else v for i, v in enumerate(table["user_id"].to_pylist())]
+    table = table.set_column(0, "user_id", pa.array(ids, pa.int64()))
+    pq.write_table(table, tmp_path / "u.parquet")
+    campaign_id = project.create_campaign("null ids", None)
+    with pytest.raises(InvalidInputError, match="10 users without a user_id"):
+        run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_duplicate_users_are_refused_not_scored_twice(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    table = users_table(project)
+    pq.write_table(pa.concat_tables([table, table.slice(0, 3)]), tmp_path / "u.parquet")
+    campaign_id = project.create_campaign("duplicates", None)
+    with pytest.raises(InvalidInputError, match="3 duplicate user_id rows"):
+        run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_categorical_country_and_decimal_monetary_are_scored_like_the_plain_input(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    users = pd.read_parquet(project.users)
+    odd = users.astype({"country": "category"})
+    table = pa.Table.from_pandas(odd, preserve_index=False)
+    cents = [Decimal(f"{v:.2f}") for v in users.monetary]
+    monetary = pa.array(cents, pa.decimal128(12, 2))
+    table = table.set_column(table.schema.get_field_index("monetary"), "monetary", monetary)
+    pq.write_table(table, tmp_path / "u.parquet")
+    assert pa.types.is_dictionary(pq.read_schema(tmp_path / "u.parquet").field("country").type)
+    campaign_id = project.create_campaign("odd types", "country IN ('US', 'DE') AND monetary > 100")
+    result = run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+
+    plain = users.assign(monetary=[float(c) for c in cents])
+    expected = plain[plain.country.isin(["US", "DE"]) & (plain.monetary > 100)]
+    out = pd.read_parquet(tmp_path / "out.parquet").merge(expected, on=schema.USER_ID)
+    assert result.audience_size == len(expected) == len(out)
+    model = load_model("campaign_model_v1.cbm", project.models)
+    truth = model.predict_proba(out[list(schema.FEATURES)])[:, 1]
+    assert np.max(np.abs(out[schema.SCORE].to_numpy() - truth)) <= 1e-9
+
+
+def test_heartbeat_keeps_a_running_run_fresh(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign_id = project.create_campaign("heartbeat", None)
+    with project.api() as api:
+        created = api.create_run(campaign_id, status="running")
+    monkeypatch.setattr(predict, "HEARTBEAT_SECONDS", 0.1)
+    with predict._Heartbeat(project.url, campaign_id, created.id):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with project.api() as api:
+                beat = api.list_runs(campaign_id)[0].heartbeat_at
+            if beat is not None:
+                break
+            time.sleep(0.1)
+    assert beat is not None and beat >= created.created_at
+
+
+# ---- output safety, end to end -------------------------------------------------------------
+def test_output_onto_a_folder_of_other_files_is_refused_and_nothing_is_touched(
+    project: Project, tmp_path: Path
+) -> None:
+    campaign_id = project.create_campaign("cli onto a folder", "age > 20")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "q3.csv").write_text("precious")
+    out = cli(project, "--campaign-id", str(campaign_id), "--output", str(folder))
+    assert_one_line_failure(out, 2, "not this job's output")
+    assert [p.name for p in folder.iterdir()] == ["q3.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_output_equal_to_the_input_is_refused_and_the_input_kept(
+    project: Project, tmp_path: Path
+) -> None:
+    campaign_id = project.create_campaign("cli onto the input", "age > 20")
+    users = tmp_path / "users.parquet"
+    shutil.copy(project.users, users)
+    before = users.read_bytes()
+    out = cli(
+        project, "--campaign-id", str(campaign_id), "--input", str(users), "--output", str(users)
+    )
+    assert_one_line_failure(out, 2, "output")
+    assert users.read_bytes() == before
+
+
+def test_a_second_run_for_a_busy_target_refuses_with_one_line(
+    project: Project, tmp_path: Path
+) -> None:
+    from lib.output import LocalTarget
+
+    campaign_id = project.create_campaign("cli busy", "age > 20")
+    target = tmp_path / "out.parquet"
+    with LocalTarget(target).lock():
+        out = cli(project, "--campaign-id", str(campaign_id), "--output", str(target))
+    assert_one_line_failure(out, 2, "another run")
+    assert not target.exists()
+
+
+# ---- the model and the API, as the command line sees them ------------------------------------
+@pytest.mark.parametrize("problem", ["entry not an object", "no sha256", "truncated pickle"])
+def test_cli_broken_registry_or_model_is_exit_3(
+    project: Project, tmp_path: Path, problem: str
+) -> None:
+    from lib.model import sha256_file
+
+    campaign_id = project.create_campaign(f"cli registry {problem}", "age > 20")
+    models = tmp_path / "models"
+    shutil.copytree(project.models, models)
+    registry = json.loads((models / "registry.json").read_text())
+    entry = registry["artifacts"]["campaign_model_v1.pkl"]
+    if problem == "entry not an object":
+        registry["artifacts"]["campaign_model_v1.pkl"] = "oops"
+    elif problem == "no sha256":
+        del entry["sha256"]
+    else:
+        pkl = models / "campaign_model_v1.pkl"
+        pkl.write_bytes(pkl.read_bytes()[:200])
+        entry.update(sha256=sha256_file(pkl), size=200)
+    (models / "registry.json").write_text(json.dumps(registry))
+    out = cli(project, "--campaign-id", str(campaign_id), env={"MODEL_DIR": str(models)})
+    message = {
+        "entry not an object": "is not an object",
+        "no sha256": "no valid sha256",
+        "truncated pickle": "not a readable pickle",
+    }[problem]
+    assert_one_line_failure(out, 3, message)
+
+
+@pytest.fixture
+def html_server() -> Iterator[str]:
+    """A loopback server that answers every request 200 with an HTML page (a proxy's login)."""
+
+    class Html(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>Please sign in</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_PATCH = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cli_api_answering_html_is_exit_6(project: Project, html_server: str) -> None:
+    out = cli(project, "--campaign-id", "1", "--config-api-url", html_server)
+    assert_one_line_failure(out, 6, "not the expected Campaign")
+
+
+def test_cli_sigterm_records_the_run_as_failed(project: Project, tmp_path: Path) -> None:
+    campaign_id = project.create_campaign("cli sigterm", "age > 20")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lib.predict",
+            "--campaign-id",
+            str(campaign_id),
+            "--output",
+            str(tmp_path / "out.parquet"),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **project.env},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with project.api() as api:
+                if api.list_runs(campaign_id):
+                    break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr
+    assert [line for line in stderr.splitlines() if line.startswith("❌")] == [
+        "❌ error: stopped by signal SIGTERM"
+    ]
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and "SIGTERM" in failed.error_message
+    assert not (tmp_path / "out.parquet").exists()

@@ -1,0 +1,213 @@
+"""Output safety without Spark: whose target it is, one writer at a time, atomic publish.
+
+The job's rule: it writes only to a new target or its own earlier output, never to or
+inside its input, one run per target at a time, and cleanup never removes the live version.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lib.errors import InvalidInputError
+from lib.output import MARKER_NAME, LocalTarget, OutputBusyError
+
+
+def write_version(target: LocalTarget, label: str, rows: int = 3) -> Path:
+    """What Spark leaves in a staging folder: part files and _SUCCESS."""
+    staging = target.new_staging(label)
+    staging.mkdir()
+    for i in range(rows):
+        (staging / f"part-{i:05d}.parquet").write_text(f"{label}:{i}")
+    (staging / "_SUCCESS").write_text("")
+    return staging
+
+
+def publish(target: LocalTarget, label: str) -> Path:
+    with target.lock():
+        return target.publish(write_version(target, label), marker={"label": label})
+
+
+def live_label(path: Path) -> str:
+    return json.loads((path / MARKER_NAME).read_text())["label"]
+
+
+def test_new_target_is_published_as_a_link_to_a_marked_version(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    target.check(str(tmp_path / "users.parquet"))
+    publish(target, "first")
+    assert target.path.is_symlink() and target.is_own_output()
+    assert live_label(target.path) == "first"
+    assert sorted(p.name for p in target.path.iterdir()) == [
+        "_PREDICTIONS.json",
+        "_SUCCESS",
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+
+
+def test_existing_folder_of_other_files_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "q3.xlsx").write_text("precious")
+    target = LocalTarget(folder)
+    with pytest.raises(InvalidInputError, match="not this job's output"):
+        target.check(str(tmp_path / "users.parquet"))
+    assert (folder / "q3.xlsx").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
+
+
+def test_existing_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.parquet").write_text("mine")
+    with pytest.raises(InvalidInputError, match="a file of other data"):
+        LocalTarget(tmp_path / "notes.parquet").check(None)
+
+
+def test_symlink_to_somewhere_else_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out.parquet").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInputError, match="not this job's output"):
+        LocalTarget(tmp_path / "out.parquet").check(None)
+
+
+def test_output_equal_to_the_input_is_refused(tmp_path: Path) -> None:
+    users = tmp_path / "users.parquet"
+    users.write_text("users")
+    with pytest.raises(InvalidInputError, match="not this job's output"):
+        LocalTarget(users).check(str(users))
+    assert users.read_text() == "users"
+
+
+def test_output_inside_an_input_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "users").mkdir()
+    with pytest.raises(InvalidInputError, match="inside the input"):
+        LocalTarget(tmp_path / "users" / "scores.parquet").check(str(tmp_path / "users"))
+
+
+def test_input_inside_the_output_is_refused(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    publish(target, "first")
+    with pytest.raises(InvalidInputError, match="is the input"):
+        target.check(str(tmp_path / "out.parquet"))  # scoring the predictions themselves
+    with pytest.raises(InvalidInputError, match="inside the output"):
+        target.check(str(target.path.resolve() / "part-00000.parquet"))
+
+
+def test_own_output_of_an_older_release_without_marker_is_accepted(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    publish(target, "old")
+    (target.path.resolve() / MARKER_NAME).unlink()  # what the previous release wrote
+    target.check(None)
+    (target.path.resolve() / "my-notes.txt").write_text("not Spark's")
+    with pytest.raises(InvalidInputError):
+        target.check(None)
+
+
+def test_a_second_run_for_the_same_target_refuses_at_once(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    busy = pytest.raises(OutputBusyError, match=rf"another run \(pid {os.getpid()}\)")
+    with target.lock(), busy, LocalTarget(tmp_path / "out.parquet").lock():
+        pass
+    with target.lock():  # released: the next run goes ahead
+        pass
+
+
+def test_leftovers_of_dead_runs_are_removed_under_the_lock(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    publish(target, "first")
+    debris = write_version(target, "killed")
+    stray = tmp_path / ".out.parquet.link-deadbeef"
+    stray.symlink_to("nowhere")
+    publish(target, "second")
+    assert not debris.exists() and not stray.is_symlink()
+    assert live_label(target.path) == "second"
+
+
+def test_cleanup_keeps_the_live_version_and_one_before_it(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    for label in ["a", "b", "c", "d"]:
+        publish(target, label)
+    versions = sorted(live_label(v) for v in target.versions.iterdir())
+    assert versions == ["c", "d"] and live_label(target.path) == "d"
+
+
+def test_cleanup_never_removes_the_live_version_even_when_it_is_the_oldest(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "out.parquet")
+    publish(target, "a")
+    live = publish(target, "b")
+    os.utime(live, (1, 1))  # the live version now looks the oldest of all
+    publish_target = LocalTarget(tmp_path / "out.parquet", keep=1)
+    with publish_target.lock():
+        # simulate a publish whose prune runs while "b" is still live (keep=1)
+        publish_target._prune(live=live)
+    assert target.path.resolve() == live and live.exists()
+
+
+# ---- many publishers at once, some killed ----------------------------------------------------
+def _publisher(path: str, worker: int, rounds: int) -> None:
+    target = LocalTarget(path)
+    done = 0
+    while done < rounds:
+        try:
+            publish(target, f"w{worker}-{done}")
+            done += 1
+        except OutputBusyError:
+            time.sleep(random.uniform(0, 0.01))
+
+
+def test_concurrent_publishers_and_kills_never_break_the_target(tmp_path: Path) -> None:
+    path = tmp_path / "out.parquet"
+    publish(LocalTarget(path), "seed")
+    (tmp_path / "neighbour.txt").write_text("keep me")
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                live = path.resolve(strict=True)
+                parts = sorted(p.name for p in live.iterdir() if p.name.startswith("part-"))
+                label = live_label(live)
+                if len(parts) != 3 or not all(
+                    (live / p).read_text().startswith(label) for p in parts
+                ):
+                    problems.append(f"incomplete or mixed version {live.name}")
+            except (OSError, ValueError) as err:
+                problems.append(f"{type(err).__name__}: {err}")
+
+    context = multiprocessing.get_context("fork")
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    try:
+        workers = [context.Process(target=_publisher, args=(str(path), i, 15)) for i in range(6)]
+        for process in workers:
+            process.start()
+        rng = random.Random(7)
+        for victim in rng.sample(workers, 2):  # two publishers die mid-way, lock held or not
+            time.sleep(rng.uniform(0.05, 0.2))
+            os.kill(victim.pid, signal.SIGKILL)
+        for process in workers:
+            process.join(timeout=60)
+            assert not process.is_alive()
+    finally:
+        stop.set()
+        watcher.join()
+    assert problems == []
+    survivors = [p for p in workers if p.exitcode == 0]
+    assert len(survivors) == 4
+    target = LocalTarget(path)
+    assert target.is_own_output()
+    publish(target, "after")  # a later run cleans the dead runs' debris and publishes
+    assert live_label(path) == "after"
+    assert list(target.staging_root.iterdir()) == []
+    assert len(list(target.versions.iterdir())) <= 2
+    assert (tmp_path / "neighbour.txt").read_text() == "keep me"
