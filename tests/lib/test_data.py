@@ -112,3 +112,15 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temporary(
 def test_conversion_probability_is_a_probability() -> None:
     p = data.conversion_probability(data.generate_users(5_000))
     assert np.all((p > 0) & (p < 1))
+
+
+def test_written_users_file_has_the_default_mode_not_mkstemps_0600(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = data.write_users(tmp_path / "users.parquet", 50, seed=1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
