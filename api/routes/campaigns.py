@@ -44,16 +44,16 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"], route_class=StrictJS
 
 _DIGITS = "Plain decimal digits only (no sign, spaces, underscores or leading zeros)."
 CampaignId = Annotated[
-    int, StrictPositive, Path(ge=1, le=MAX_ID, description=f"The campaign's id. {_DIGITS}")
+    int, Path(ge=1, le=MAX_ID, description=f"The campaign's id. {_DIGITS}"), StrictPositive
 ]
 RunId = Annotated[
-    int, StrictPositive, Path(ge=1, le=MAX_ID, description=f"The run's id. {_DIGITS}")
+    int, Path(ge=1, le=MAX_ID, description=f"The run's id. {_DIGITS}"), StrictPositive
 ]
 Offset = Annotated[
-    int, StrictNonNegative, Query(ge=0, le=MAX_ID, description=f"Rows to skip. {_DIGITS}")
+    int, Query(ge=0, le=MAX_ID, description=f"Rows to skip. {_DIGITS}"), StrictNonNegative
 ]
 Limit = Annotated[
-    int, StrictPositive, Query(ge=1, le=1000, description=f"Rows to return (1-1000). {_DIGITS}")
+    int, Query(ge=1, le=1000, description=f"Rows to return (1-1000). {_DIGITS}"), StrictPositive
 ]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -183,7 +183,7 @@ def list_campaigns(
     offset: Offset = 0,
     limit: Limit = 100,
     is_active: Annotated[
-        bool | None, StrictBoolText, Query(description="Only (in)active campaigns: true or false.")
+        bool | None, Query(description="Only (in)active campaigns: true or false."), StrictBoolText
     ] = None,
 ) -> list[CampaignPublic]:
     """Campaigns in id order. X-Total-Count counts the stored rows that match; malformed
@@ -331,7 +331,7 @@ def campaign_audience(
     session: SessionDep,
     settings: SettingsDep,
     sample_size: Annotated[
-        int, StrictNonNegative, Query(ge=0, le=50, description=f"Users to show. {_DIGITS}")
+        int, Query(ge=0, le=50, description=f"Users to show. {_DIGITS}"), StrictNonNegative
     ] = 5,
 ) -> AudiencePreviewPublic:
     """The campaign's audience: matching users, their share and a small sample."""
