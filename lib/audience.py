@@ -3,18 +3,36 @@
 A campaign's ``audience_filter`` is a SQL-like condition such as ``country='US' AND age > 25``.
 Handing that text to ``DataFrame.filter(str)``, ``expr()`` or ``spark.sql()`` would let anyone
 who can create a campaign run any Spark SQL, up to OS commands via ``TRANSFORM ... USING``.
-So the text is parsed with sqlglot (Spark dialect) and every node is checked against a small
-allowlist: known user columns, literals, comparisons, ``IN``, ``BETWEEN``, ``LIKE``,
-``IS [NOT] NULL`` and ``AND/OR/NOT``. What passes becomes a tiny typed tree of our own
-(:class:`Condition`), which is compiled to a PySpark ``Column`` or an Ibis expression by
-building the expression objects directly: the user's text never reaches a SQL parser again.
+So the text is parsed with sqlglot (Spark dialect) and checked against an allowlist: known user
+columns, literals, comparisons, ``IN``, ``BETWEEN``, ``LIKE``, ``IS [NOT] NULL`` and
+``AND/OR/NOT``. What passes becomes a tiny typed tree of our own (:class:`Condition`), which is
+compiled to a PySpark ``Column`` or an Ibis expression by building the expression objects
+directly: the user's text never reaches a SQL parser again.
+
+The rule is *represented faithfully, or refused*: a filter is accepted only when every engine
+(the Spark Column, the Ibis/DuckDB expression, and Spark SQL reading the same text) selects the
+same users. So the checker
+
+- walks sqlglot's tree exhaustively: for every node type it accepts, each argument sqlglot may
+  set is either represented or refused when set (:data:`NODE_ARGS`);
+- also checks the tokens, because sqlglot's parser drops things a tree cannot show (a unary
+  ``+``, ``IS UNKNOWN`` read as ``IS NULL``, ``ISNULL``, ``NOT NULL``) and comments it reads
+  differently from Spark (nested ``/* */``);
+- refuses backslashes anywhere (Spark SQL reads ``'\\u0055S'`` as ``US``, the others do not)
+  and adjacent quoted strings (Spark reads ``'it''s'`` as ``it's``, sqlglot as ``its``);
+- types numeric literals the way Spark SQL does (whole numbers are exact, ``1.5`` is an exact
+  decimal, ``1e3`` is a double) and folds signs and parentheses exactly.
+
+NaN policy: in a float column NaN is treated as NULL by every compiled filter (a filter never
+selects a NaN row unless it asks for ``IS NULL``); ``±inf`` and ``-0.0`` are ordinary values.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from lib import schema
@@ -24,7 +42,12 @@ if TYPE_CHECKING:
     from pyspark.sql import Column
 
 __all__ = [
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
     "MAX_FILTER_LENGTH",
+    "MAX_IN_VALUES",
+    "MAX_NODES",
+    "NODE_ARGS",
     "AudienceFilter",
     "AudiencePreview",
     "Condition",
@@ -36,18 +59,108 @@ __all__ = [
 ]
 
 MAX_FILTER_LENGTH = 2_000  # characters
-MAX_NODES = 300  # sqlglot nodes in one filter
+MAX_NODES = 1_000  # sqlglot nodes in one filter (a comparison such as `age > 5` is 4)
+MAX_CONDITIONS = 250  # comparisons, IN, BETWEEN, LIKE and IS NULL tests in one filter
 MAX_IN_VALUES = 200  # literals in one IN (...) list
-MAX_DEPTH = 40  # nesting of AND/OR/NOT/parentheses
+# Nesting: open parentheses plus a run of prefix operators (NOT, !, +, -). sqlglot's parser
+# recurses about 20 Python frames per parenthesis: 30 levels stay well inside the default
+# recursion limit, whoever the caller is. A flat AND/OR chain is not nesting.
+MAX_DEPTH = 30
+MAX_DECIMAL_DIGITS = 38  # Spark SQL refuses longer integer and decimal literals
 INT64 = (-(2**63), 2**63 - 1)
 
 Value = int | float | str
 ComparisonOp = Literal["=", "!=", "<", "<=", ">", ">="]
 
+# For every sqlglot node class the checker accepts (by class name): the arguments the checked
+# tree represents, and the arguments refused when set, with the reason. Each key of the class's
+# ``arg_types`` must be in one of the two (a test enforces it against the installed sqlglot),
+# so an argument a newer sqlglot adds cannot slip through; a set argument that is in neither is
+# refused as well.
+_QUALIFIED = "qualified column names are not allowed in an audience filter"
+NODE_ARGS: Mapping[str, tuple[frozenset[str], Mapping[str, str]]] = {
+    "Paren": (frozenset({"this"}), {}),
+    "And": (frozenset({"this", "expression"}), {}),
+    "Or": (frozenset({"this", "expression"}), {}),
+    "Not": (frozenset({"this"}), {}),
+    **{
+        op: (frozenset({"this", "expression"}), {})
+        for op in ("EQ", "NEQ", "LT", "LTE", "GT", "GTE")
+    },
+    "In": (
+        frozenset({"this", "expressions"}),
+        {
+            "query": "subqueries are not allowed in an audience filter",
+            "unnest": "IN UNNEST(...) is not supported: list the values",
+            "field": "IN needs a list of literal values",
+            "is_global": "GLOBAL IN is not supported",
+        },
+    ),
+    "Between": (
+        frozenset({"this", "low", "high"}),
+        {"symmetric": "BETWEEN SYMMETRIC is not supported: write the lower bound first"},
+    ),
+    "Like": (frozenset({"this", "expression", "negate"}), {}),
+    "Is": (frozenset({"this", "expression", "negate"}), {}),
+    "Null": (frozenset(), {}),
+    "Column": (
+        frozenset({"this"}),
+        {
+            "table": _QUALIFIED,
+            "db": _QUALIFIED,
+            "catalog": _QUALIFIED,
+            "join_mark": "the (+) join marker is not allowed in an audience filter",
+            "shadow": "this column reference is not supported",
+        },
+    ),
+    "Identifier": (
+        frozenset({"this", "quoted"}),
+        {
+            "global_": "this column reference is not supported",
+            "temporary": "this column reference is not supported",
+        },
+    ),
+    "Literal": (frozenset({"this", "is_string"}), {}),
+    "Neg": (frozenset({"this"}), {}),
+}
+
+# Tokens a filter may contain. Everything else (ILIKE, RLIKE, ESCAPE, UNKNOWN, TRUE, DISTINCT,
+# ISNULL, `.5`, `::`, ...) is refused, even where sqlglot would quietly rewrite it.
+_TOKENS = frozenset(
+    {
+        "VAR",  # a column name (checked against the known columns)
+        "IDENTIFIER",  # a `quoted` column name
+        "STRING",
+        "NUMBER",
+        "L_PAREN",
+        "R_PAREN",
+        "COMMA",
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "PLUS",
+        "DASH",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "BETWEEN",
+        "LIKE",
+        "IS",
+        "NULL",
+    }
+)
+_WHITESPACE = frozenset(" \t\n\r")
+
 
 # ---- the checked condition tree -------------------------------------------------------------
 @dataclass(frozen=True)
 class Compare:
+    """``column op value``."""
+
     column: str
     op: ComparisonOp
     value: Value
@@ -55,12 +168,16 @@ class Compare:
 
 @dataclass(frozen=True)
 class InList:
+    """``column IN (values...)``."""
+
     column: str
     values: tuple[Value, ...]
 
 
 @dataclass(frozen=True)
 class Between:
+    """``column BETWEEN low AND high`` (inclusive; empty when low > high)."""
+
     column: str
     low: Value
     high: Value
@@ -68,29 +185,37 @@ class Between:
 
 @dataclass(frozen=True)
 class Like:
+    """``column LIKE pattern`` (``%`` any run, ``_`` one character; no escapes)."""
+
     column: str
     pattern: str
 
 
 @dataclass(frozen=True)
 class IsNull:
+    """``column IS NULL`` (NaN counts as NULL in a float column)."""
+
     column: str
 
 
 @dataclass(frozen=True)
 class And:
-    left: Condition
-    right: Condition
+    """All operands hold (a flat chain: ``a AND b AND c`` is one node)."""
+
+    operands: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
 class Or:
-    left: Condition
-    right: Condition
+    """Any operand holds (a flat chain)."""
+
+    operands: tuple[Condition, ...]
 
 
 @dataclass(frozen=True)
 class Not:
+    """The operand does not hold (SQL three-valued: NOT NULL is NULL)."""
+
     operand: Condition
 
 
@@ -104,6 +229,7 @@ class AudienceFilter:
     text: str
     condition: Condition
     columns: frozenset[str]
+    float_columns: frozenset[str] = frozenset()  # where NaN is read as NULL
 
     @property
     def sql(self) -> str:
@@ -116,14 +242,25 @@ def parse_filter(
     text: str | None, columns: Mapping[str, schema.ColumnKind] = schema.AUDIENCE_COLUMNS
 ) -> AudienceFilter | None:
     """Validate ``text``; ``None`` or blank means "every user". Raises AudienceFilterError."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-
-    if text is None or not text.strip():
+    if text is None:
         return None
     if not isinstance(text, str):
         raise AudienceFilterError("audience filter must be text")
+    if not text.strip():
+        return None
+    try:
+        return _parse(text, columns)
+    except RecursionError:  # a last resort: the token check bounds nesting before parsing
+        raise AudienceFilterError(
+            f"audience filter is nested too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
+
+
+def _parse(text: str, columns: Mapping[str, schema.ColumnKind]) -> AudienceFilter:
+    from sqlglot import exp
+    from sqlglot.dialects.spark import Spark
+    from sqlglot.errors import SqlglotError
+
     if len(text) > MAX_FILTER_LENGTH:
         raise AudienceFilterError(
             f"audience filter is too long ({len(text)} characters, at most {MAX_FILTER_LENGTH})"
@@ -131,14 +268,31 @@ def parse_filter(
     if "\x00" in text:
         raise AudienceFilterError("audience filter contains a NUL byte")
     try:
-        trees = [tree for tree in sqlglot.parse(text, read="spark") if tree is not None]
-    except RecursionError:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AudienceFilterError("audience filter is not valid Unicode text") from None
+    if "\\" in text:
+        # Spark SQL reads '\u0055S', '\125S' and 'U\S' as US; DuckDB and Python do not. No
+        # filter needs a backslash, so none is accepted anywhere (comments included: Spark
+        # continues a -- comment onto the next line after a trailing backslash).
         raise AudienceFilterError(
-            f"audience filter is nested too deeply (over {MAX_DEPTH})"
-        ) from None
+            "backslashes are not allowed in an audience filter "
+            "(SQL engines read backslash escapes differently)"
+        )
+    dialect = Spark()
+    try:
+        tokens = dialect.tokenize(text)
+    except SqlglotError as err:
+        raise AudienceFilterError(
+            f"audience filter could not be parsed: {_first_line(err)}"
+        ) from err
+    _check_layout(text, tokens)
+    try:
+        trees = [tree for tree in dialect.parser().parse(tokens, text) if tree is not None]
     except (SqlglotError, ValueError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise AudienceFilterError(f"audience filter could not be parsed: {first_line}") from err
+        raise AudienceFilterError(
+            f"audience filter could not be parsed: {_first_line(err)}"
+        ) from err
     if len(trees) != 1:
         raise AudienceFilterError(
             f"audience filter must be one condition, found {len(trees)} statements"
@@ -154,7 +308,79 @@ def parse_filter(
         raise AudienceFilterError("subqueries are not allowed in an audience filter")
     checker = _Checker(columns)
     condition = checker.condition(tree, depth=0)
-    return AudienceFilter(text=text, condition=condition, columns=frozenset(checker.used))
+    _check_tokens(tokens, checker.columns)
+    return AudienceFilter(
+        text=text,
+        condition=condition,
+        columns=frozenset(checker.used),
+        float_columns=frozenset(name for name in checker.used if columns[name] == "float"),
+    )
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _check_layout(text: str, tokens: Sequence[Any]) -> None:
+    """Between tokens only spaces, tabs, newlines and ``--`` comments; nesting bounded.
+
+    Block comments are refused: Spark SQL nests ``/* /* */ */``, sqlglot does not, so the two
+    would end a comment in different places.
+    """
+    position = 0
+    for start, end in [(token.start, token.end + 1) for token in tokens] + [(len(text), 0)]:
+        while position < start:
+            char = text[position]
+            if char in _WHITESPACE:
+                position += 1
+            elif text.startswith("--", position):  # to the end of the line, as Spark reads it
+                while position < start and text[position] not in "\r\n":
+                    position += 1
+            elif text.startswith("/*", position):
+                raise AudienceFilterError(
+                    "block comments (/* ... */) are not allowed in an audience filter: use --"
+                )
+            else:
+                raise AudienceFilterError(f"unexpected character {char!r} in the audience filter")
+        position = max(position, end)  # sqlglot gives `10L` three tokens on one span
+    depth = run = 0
+    for token in tokens:
+        kind = token.token_type.name
+        if kind == "L_PAREN":
+            depth += 1
+        elif kind == "R_PAREN":
+            depth -= 1
+        run = run + 1 if kind in ("NOT", "PLUS", "DASH") else 0
+        if depth + run > MAX_DEPTH:
+            raise AudienceFilterError(
+                f"audience filter is nested too deeply (at most {MAX_DEPTH} levels)"
+            )
+
+
+def _check_tokens(tokens: Sequence[Any], columns: Mapping[str, Any]) -> None:
+    """The token stream holds only what the checked tree shows (sqlglot drops some tokens)."""
+    kinds = [token.token_type.name for token in tokens]
+    for index, (token, kind) in enumerate(zip(tokens, kinds, strict=True)):
+        if kind not in _TOKENS:
+            raise AudienceFilterError(
+                f"'{token.text}' is not allowed in an audience filter "
+                "(allowed: columns, literals, comparisons, IN, BETWEEN, LIKE, IS [NOT] NULL, "
+                "AND, OR, NOT)"
+            )
+        if kind in ("VAR", "IDENTIFIER") and token.text.lower() not in columns:
+            raise AudienceFilterError(f"'{token.text}' is not allowed in an audience filter")
+        if kind in ("PLUS", "DASH"):
+            # sqlglot drops a unary plus: make sure every sign belongs to a number.
+            after = index + 1
+            while after < len(kinds) and kinds[after] in ("PLUS", "DASH", "L_PAREN"):
+                after += 1
+            if after == len(kinds) or kinds[after] != "NUMBER":
+                raise AudienceFilterError("a sign (+ or -) may only stand before a number")
+        if kind == "NULL":
+            # Only IS NULL / IS NOT NULL: sqlglot also reads `age NOT NULL` as IS NOT NULL.
+            before = kinds[max(0, index - 2) : index]
+            if not (before[-1:] == ["IS"] or before == ["IS", "NOT"]):
+                raise AudienceFilterError("NULL is only allowed in IS NULL and IS NOT NULL")
 
 
 class _Checker:
@@ -163,101 +389,130 @@ class _Checker:
     def __init__(self, columns: Mapping[str, schema.ColumnKind]) -> None:
         self.columns = {name.lower(): (name, kind) for name, kind in columns.items()}
         self.used: set[str] = set()
+        self.leaves = 0
+
+    def accept(self, node: Any) -> None:
+        """Refuse ``node`` unless its class is accepted and every set argument represented."""
+        spec = NODE_ARGS.get(type(node).__name__)
+        if spec is None or not _is_sqlglot_class(node):
+            raise AudienceFilterError(_refusal(node))
+        represented, refused = spec
+        for key, value in node.args.items():
+            if key in represented or not _is_set(value):
+                continue
+            raise AudienceFilterError(
+                refused.get(key, f"this form of {type(node).__name__} is not supported")
+            )
 
     def condition(self, node: Any, depth: int) -> Condition:
         from sqlglot import exp
 
         if depth > MAX_DEPTH:
-            raise AudienceFilterError(f"audience filter is nested too deeply (over {MAX_DEPTH})")
-        if isinstance(node, exp.Paren):
+            raise AudienceFilterError(
+                f"audience filter is nested too deeply (at most {MAX_DEPTH} levels)"
+            )
+        kind = type(node)
+        if kind is exp.Escape:
+            raise AudienceFilterError("LIKE ... ESCAPE is not supported")
+        if kind is exp.Concat and all(isinstance(part, exp.Literal) for part in node.expressions):
+            raise AudienceFilterError(_ADJACENT_STRINGS)
+        self.accept(node)
+        if kind is exp.Paren:
             return self.condition(node.this, depth + 1)
-        if isinstance(node, exp.And):
-            return And(
-                self.condition(node.this, depth + 1), self.condition(node.expression, depth + 1)
+        if kind in (exp.And, exp.Or):
+            operands = tuple(
+                self.condition(operand, depth + 1) for operand in self.chain(node, kind)
             )
-        if isinstance(node, exp.Or):
-            return Or(
-                self.condition(node.this, depth + 1), self.condition(node.expression, depth + 1)
-            )
-        if isinstance(node, exp.Not):
+            return And(operands) if kind is exp.And else Or(operands)
+        if kind is exp.Not:
             return Not(self.condition(node.this, depth + 1))
-        comparisons: dict[type, ComparisonOp] = {
-            exp.EQ: "=",
-            exp.NEQ: "!=",
-            exp.LT: "<",
-            exp.LTE: "<=",
-            exp.GT: ">",
-            exp.GTE: ">=",
-        }
-        if type(node) in comparisons:
-            return self.comparison(node, comparisons[type(node)])
-        if isinstance(node, exp.In):
-            if node.args.get("query") is not None or node.args.get("unnest") is not None:
-                raise AudienceFilterError("subqueries are not allowed in an audience filter")
-            name, kind = self.column(node.this)
+        self.leaves += 1
+        if self.leaves > MAX_CONDITIONS:
+            raise AudienceFilterError(
+                f"audience filter has too many conditions (at most {MAX_CONDITIONS})"
+            )
+        if kind in _comparisons():
+            return self.comparison(node, _comparisons()[kind])
+        if kind is exp.In:
+            name, kind_ = self.column(node.this)
             values = node.expressions
             if not values:
                 raise AudienceFilterError(f"IN list for '{name}' is empty")
             if len(values) > MAX_IN_VALUES:
                 raise AudienceFilterError(f"IN list for '{name}' has over {MAX_IN_VALUES} values")
-            return InList(name, tuple(self.literal(v, name, kind) for v in values))
-        if isinstance(node, exp.Between):
-            name, kind = self.column(node.this)
-            low = self.literal(node.args["low"], name, kind)
-            high = self.literal(node.args["high"], name, kind)
-            return Between(name, low, high)
-        if isinstance(node, exp.Like):
-            if node.args.get("escape") is not None:
-                raise AudienceFilterError("LIKE ... ESCAPE is not supported")
-            name, kind = self.column(node.this)
-            if kind != "string":
+            return InList(name, tuple(self.literal(v, name, kind_) for v in values))
+        if kind is exp.Between:
+            name, kind_ = self.column(node.this)
+            return Between(
+                name,
+                self.literal(node.args["low"], name, kind_),
+                self.literal(node.args["high"], name, kind_),
+            )
+        if kind is exp.Like:
+            name, kind_ = self.column(node.this)
+            if kind_ != "string":
                 raise AudienceFilterError(f"LIKE needs a text column, '{name}' is a number")
-            pattern = self.literal(node.expression, name, kind)
-            if "\\" in str(pattern):
-                raise AudienceFilterError("LIKE patterns may not contain backslashes")
-            like = Like(name, str(pattern))
+            like = Like(name, str(self.literal(node.expression, name, kind_)))
             return Not(like) if node.args.get("negate") else like
-        if isinstance(node, exp.Is):
-            if not isinstance(node.expression, exp.Null):
+        if kind is exp.Is:
+            if type(node.expression) is not exp.Null:
                 raise AudienceFilterError("only IS NULL and IS NOT NULL are allowed")
+            self.accept(node.expression)
             name, _ = self.column(node.this)
-            return IsNull(name)
-        raise AudienceFilterError(_refusal(node))
+            return Not(IsNull(name)) if node.args.get("negate") else IsNull(name)
+        raise AudienceFilterError(_refusal(node))  # pragma: no cover (accept() refused it)
+
+    def chain(self, node: Any, kind: type) -> Iterator[Any]:
+        """The operands of a flat AND (or OR) chain, in order, through parentheses.
+
+        Iterative: sqlglot builds ``a AND b AND c`` as a left-deep tree, and a chain of a few
+        hundred must neither recurse nor count as nesting.
+        """
+        from sqlglot import exp
+
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            inner = current
+            while type(inner) is exp.Paren:
+                inner = inner.this
+            if type(inner) is kind:
+                self.accept(current)
+                if inner is not current:
+                    self.accept(inner)
+                stack.extend([inner.expression, inner.this])  # popped left first
+            else:
+                yield current
 
     def comparison(self, node: Any, op: ComparisonOp) -> Compare:
         from sqlglot import exp
 
         left, right = node.this, node.expression
-        flipped: dict[ComparisonOp, ComparisonOp] = {
-            "=": "=",
-            "!=": "!=",
-            "<": ">",
-            "<=": ">=",
-            ">": "<",
-            ">=": "<=",
-        }
-        if isinstance(left, exp.Column) and not isinstance(right, exp.Column):
+        if type(left) is exp.Column and type(right) is not exp.Column:
             name, kind = self.column(left)
             return Compare(name, op, self.literal(right, name, kind))
-        if isinstance(right, exp.Column) and not isinstance(left, exp.Column):
+        if type(right) is exp.Column and type(left) is not exp.Column:
             name, kind = self.column(right)
-            return Compare(name, flipped[op], self.literal(left, name, kind))
+            return Compare(name, _FLIPPED[op], self.literal(left, name, kind))
         for side in (left, right):  # name a function or subquery when that is the problem
             if isinstance(side, exp.Func | exp.Anonymous | exp.Subquery | exp.Select):
                 raise AudienceFilterError(_refusal(side))
         raise AudienceFilterError(
-            f"each comparison needs one column and one literal value: {node.sql(dialect='spark')}"
+            f"each comparison needs one column and one literal value: {_snippet(node)}"
         )
 
     def column(self, node: Any) -> tuple[str, schema.ColumnKind]:
         from sqlglot import exp
 
-        if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
+        if type(node) is not exp.Column or type(node.this) is not exp.Identifier:
+            if isinstance(node, exp.Column):  # e.g. a qualified name or a star
+                self.accept(node)
             raise AudienceFilterError(_refusal(node, expected="a column"))
-        if node.args.get("table") is not None or node.args.get("db") is not None:
-            raise AudienceFilterError(f"qualified column names are not allowed: {node.sql()}")
+        self.accept(node)
+        self.accept(node.this)
         raw = node.this.name
-        known = self.columns.get(raw.lower())
+        # ASCII only: Python's lower() folds some non-ASCII letters (the Kelvin sign) to ASCII.
+        known = self.columns.get(raw.lower()) if raw.isascii() else None
         if known is None:
             allowed = ", ".join(sorted(name for name, _ in self.columns.values()))
             raise AudienceFilterError(f"unknown column '{raw}' (known columns: {allowed})")
@@ -265,58 +520,144 @@ class _Checker:
         return known
 
     def literal(self, node: Any, column: str, kind: schema.ColumnKind) -> Value:
+        """A literal for ``column``, with signs and parentheses folded exactly."""
         from sqlglot import exp
 
-        negative = False
-        if isinstance(node, exp.Neg):
-            negative, node = True, node.this
-        if isinstance(node, exp.Paren):
-            return self.literal(node.this, column, kind)
-        if not isinstance(node, exp.Literal):
+        minus = 0
+        while type(node) in (exp.Neg, exp.Paren):  # iterative: -(-(+(30)))
+            self.accept(node)
+            minus += type(node) is exp.Neg
+            node = node.this
+        if type(node) is exp.Concat and all(isinstance(p, exp.Literal) for p in node.expressions):
+            raise AudienceFilterError(_ADJACENT_STRINGS)
+        if type(node) is not exp.Literal:
+            if type(node) is exp.TryCast and getattr(node.this, "is_number", False):
+                raise AudienceFilterError(
+                    "typed numbers and casts (10L, 1.5D, CAST(...)) are not allowed: "
+                    f"write the plain number {node.this.this}"
+                )
+            if type(node) is exp.Null:
+                raise AudienceFilterError(f"compare '{column}' with NULL using IS NULL")
             raise AudienceFilterError(_refusal(node, expected=f"a literal value for '{column}'"))
+        self.accept(node)
         if node.is_string:
-            if negative or kind != "string":
+            if kind != "string":
                 raise AudienceFilterError(
                     f"'{column}' is a number: compare it with a number, not '{node.this}'"
                 )
+            if minus:
+                raise AudienceFilterError(f"a sign (+ or -) cannot stand before text ('{column}')")
             return str(node.this)
         if kind == "string":
             raise AudienceFilterError(
                 f"'{column}' is text: compare it with a quoted value, not {node.this}"
             )
-        text = str(node.this)
-        try:
-            number: int | float = int(text) if text.isdigit() else float(text)
-        except ValueError as err:
-            raise AudienceFilterError(f"'{text}' is not a number") from err
-        number = -number if negative else number
-        if isinstance(number, float) and not math.isfinite(number):
-            raise AudienceFilterError(f"'{text}' is not a finite number")
-        if isinstance(number, int) and not INT64[0] <= number <= INT64[1]:
-            raise AudienceFilterError(f"{number} is out of range for '{column}'")
-        return number
+        return _number(str(node.this), minus, column, kind)
+
+
+def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> int | float:
+    """The value Spark SQL gives the literal ``text`` under ``minus`` negations, exactly.
+
+    Spark types ``30`` as INT/BIGINT (a larger whole number as DECIMAL), ``1.5`` as an exact
+    DECIMAL and ``1e3`` as DOUBLE; against a DOUBLE column it compares in double, against a
+    BIGINT column exactly (a DOUBLE literal would round the column to double: refused).
+    """
+    exponent = "e" in text.lower()
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise AudienceFilterError(f"'{text}' is not a number") from None
+    if not number.is_finite():
+        raise AudienceFilterError(f"'{text}' is not a finite number")
+    if minus % 2:
+        number = -number
+    if not exponent:
+        digits, scale = len(number.as_tuple().digits), -int(number.as_tuple().exponent)
+        if max(digits, scale) > MAX_DECIMAL_DIGITS:
+            raise AudienceFilterError(
+                f"'{text}' has too many digits (at most {MAX_DECIMAL_DIGITS})"
+            )
+    whole = not exponent and "." not in text
+    if whole and minus >= 2 and abs(number) in (2**31, 2**63):
+        # Spark SQL reads -2147483648 as the smallest INT; negating it again overflows.
+        raise AudienceFilterError(f"'{text}' overflows when negated twice in Spark SQL")
+    if kind == "int":
+        if not whole:
+            raise AudienceFilterError(
+                f"'{column}' is a whole number: compare it with a whole number, not {text}"
+            )
+        value = int(number)
+        if not INT64[0] <= value <= INT64[1]:
+            raise AudienceFilterError(f"{value} is out of range for '{column}'")
+        return value
+    # A float column: Spark compares in double. Decimal -> float rounds correctly, as Spark's
+    # BigDecimal.doubleValue and Double.parseDouble do.
+    as_float = float(number)
+    if as_float != as_float or as_float in (float("inf"), float("-inf")):
+        raise AudienceFilterError(f"'{text}' is not a finite number")
+    return as_float + 0.0  # -0.0 becomes 0.0: the two are equal everywhere, keep one
+
+
+_ADJACENT_STRINGS = (
+    "adjacent quoted strings ('it''s' or 'a' 'b') are read differently by SQL engines: "
+    'write one quoted string (for a quote inside, use the other quote: "it\'s")'
+)
+
+
+def _is_sqlglot_class(node: Any) -> bool:
+    from sqlglot import exp
+
+    return getattr(exp, type(node).__name__, None) is type(node)
+
+
+def _is_set(value: Any) -> bool:
+    """Whether a sqlglot argument carries meaning (None, False and empty lists do not)."""
+    return value is not None and value is not False and value != [] and value != ""
+
+
+def _snippet(node: Any) -> str:
+    snippet = node.sql(dialect="spark")
+    return snippet if len(snippet) <= 60 else snippet[:57] + "..."
 
 
 def _refusal(node: Any, expected: str = "a condition") -> str:
     """A message that names what was found where a condition (or column, literal) was expected."""
     from sqlglot import exp
 
-    snippet = node.sql(dialect="spark")
-    snippet = snippet if len(snippet) <= 60 else snippet[:57] + "..."
     if isinstance(node, exp.Subquery | exp.Select | exp.Exists | exp.Query):
         return "subqueries are not allowed in an audience filter"
     if isinstance(node, exp.Func | exp.Anonymous):
         name = node.sql_name() if not isinstance(node, exp.Anonymous) else node.name
         return f"function calls are not allowed in an audience filter (found {name.lower()}(...))"
     if isinstance(node, exp.Binary):
-        return f"operator not allowed in an audience filter: {snippet}"
-    return f"expected {expected} in the audience filter, found: {snippet}"
+        return f"operator not allowed in an audience filter: {_snippet(node)}"
+    return f"expected {expected} in the audience filter, found: {_snippet(node)}"
+
+
+@cache
+def _comparisons() -> dict[type, ComparisonOp]:
+    """sqlglot's comparison classes (imported on first use: ``import lib.audience`` is light)."""
+    from sqlglot import exp
+
+    return {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
+
+
+_FLIPPED: dict[ComparisonOp, ComparisonOp] = {
+    "=": "=",
+    "!=": "!=",
+    "<": ">",
+    "<=": ">=",
+    ">": "<",
+    ">=": "<=",
+}
 
 
 def _render(condition: Condition) -> str:
+    """Canonical text, which parses back to the same condition."""
+
     def value(v: Value) -> str:
-        if isinstance(v, str):  # Spark SQL escapes with backslashes ('a' 'b' concatenates)
-            return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        if isinstance(v, str):  # no escapes exist: quote with the quote the text lacks
+            return f'"{v}"' if "'" in v else f"'{v}'"
         return repr(v)
 
     match condition:
@@ -330,16 +671,24 @@ def _render(condition: Condition) -> str:
             return f"{column} LIKE {value(pattern)}"
         case IsNull(column):
             return f"{column} IS NULL"
-        case And(left, right):
-            return f"({_render(left)} AND {_render(right)})"
-        case Or(left, right):
-            return f"({_render(left)} OR {_render(right)})"
+        case And(operands):
+            return "(" + " AND ".join(_render(o) for o in operands) + ")"
+        case Or(operands):
+            return "(" + " OR ".join(_render(o) for o in operands) + ")"
         case Not(operand):
             return f"NOT ({_render(operand)})"
     raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
 
 
 # ---- compilers -----------------------------------------------------------------------------
+def _balanced(items: Sequence[Any], combine: Callable[[Any, Any], Any]) -> Any:
+    """Combine ``items`` pairwise as a balanced tree: depth log2(n), not n (engines recurse)."""
+    if len(items) == 1:
+        return items[0]
+    middle = len(items) // 2
+    return combine(_balanced(items[:middle], combine), _balanced(items[middle:], combine))
+
+
 def _build(
     condition: Condition, column: Callable[[str], Any], is_null: Callable[[Any], Any]
 ) -> Any:
@@ -350,13 +699,13 @@ def _build(
         case Compare(name, op, value):
             col = column(name)
             return {
-                "=": col == value,
-                "!=": col != value,
-                "<": col < value,
-                "<=": col <= value,
-                ">": col > value,
-                ">=": col >= value,
-            }[op]
+                "=": lambda: col == value,
+                "!=": lambda: col != value,
+                "<": lambda: col < value,
+                "<=": lambda: col <= value,
+                ">": lambda: col > value,
+                ">=": lambda: col >= value,
+            }[op]()
         case InList(name, values):
             return column(name).isin(list(values))
         case Between(name, low, high):
@@ -365,10 +714,12 @@ def _build(
             return column(name).like(pattern)
         case IsNull(name):
             return is_null(column(name))
-        case And(left, right):
-            return _build(left, column, is_null) & _build(right, column, is_null)
-        case Or(left, right):
-            return _build(left, column, is_null) | _build(right, column, is_null)
+        case And(operands):
+            parts = [_build(o, column, is_null) for o in operands]
+            return _balanced(parts, lambda a, b: a & b)
+        case Or(operands):
+            parts = [_build(o, column, is_null) for o in operands]
+            return _balanced(parts, lambda a, b: a | b)
         case Not(operand):
             return ~_build(operand, column, is_null)
     raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
@@ -380,7 +731,13 @@ def to_spark_column(audience: AudienceFilter | None) -> Column:
 
     if audience is None:
         return F.lit(True)
-    return _build(audience.condition, F.col, lambda col: col.isNull())
+
+    def column(name: str) -> Column:
+        if name in audience.float_columns:  # the NaN policy: NaN is NULL
+            return F.nanvl(F.col(name), F.lit(None).cast("double"))
+        return F.col(name)
+
+    return _build(audience.condition, column, lambda col: col.isNull())
 
 
 def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
@@ -389,7 +746,13 @@ def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
 
     if audience is None:
         return ibis.literal(True)
-    return _build(audience.condition, lambda name: table[name], lambda col: col.isnull())
+
+    def column(name: str) -> Any:
+        if name in audience.float_columns:  # the NaN policy: NaN is NULL
+            return table[name].isnan().ifelse(ibis.null("float64"), table[name])
+        return table[name]
+
+    return _build(audience.condition, column, lambda col: col.isnull())
 
 
 # ---- audience preview (Ibis) ---------------------------------------------------------------------

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable
 
 import pandas as pd
 import pytest
 
 from lib import audience
-from lib.audience import parse_filter
+from lib.audience import AudienceFilter, parse_filter
 from lib.data import generate_users
 from lib.errors import AudienceFilterError
 
@@ -36,18 +38,20 @@ HOSTILE_FILTERS = [
     ("country = 5", "is text"),
     ("age LIKE '2%'", "needs a text column"),
     ("country LIKE 'U\\%'", "backslashes"),
+    ("country = 'O\\'Brien'", "backslashes"),
     ("country = 'US' OR", "could not be parsed"),
     ("TRUE", "expected a condition"),
     ("age", "expected a condition"),
-    ("age > 1e400", "finite"),
+    ("monetary > 1e400", "finite"),
+    ("age > 1e3", "whole number"),
     ("age > 99999999999999999999", "out of range"),
     ("age IS 5", "IS NULL"),
     ("country = X'5553'", "literal value"),
     ("age > CAST('1' AS INT)", "function calls"),
-    ("country = 'O' 'Brien'", "function calls"),  # adjacent strings concatenate in Spark
+    ("country = 'O' 'Brien'", "adjacent quoted strings"),  # Spark concatenates them
     ("age > INTERVAL 1 DAY", "literal value"),
     ("country IN ()", "empty"),
-    ("age = 1 " + "OR age = 1 " * 120, "too complex"),
+    ("age=1" + " OR age=1" * 220, "too complex"),  # 1,985 characters, 1,104 parts
     ("(" * 60 + "age > 1" + ")" * 60, "nested too deeply"),
     ("x" * 2001, "too long"),
     ("country = 'US'\x00", "NUL"),
@@ -80,7 +84,7 @@ def test_empty_filter_means_every_user(text: str | None) -> None:
         ("age NOT BETWEEN 20 AND 30", "NOT (age BETWEEN 20 AND 30)"),
         ("country NOT LIKE 'U%'", "NOT (country LIKE 'U%')"),
         ("age IS NOT NULL", "NOT (age IS NULL)"),
-        ("country = 'O\\'Brien'", "country = 'O\\'Brien'"),
+        ('country = "O\'Brien"', 'country = "O\'Brien"'),
         ("country = 'US' -- a comment", "country = 'US'"),
     ],
 )
@@ -184,3 +188,217 @@ def test_duckdb_and_pyspark_backends_agree(spark, users_parquet: str) -> None:
         on_spark = audience.preview_audience(checked, spark_users, sample_size=3)
         on_duckdb = audience.preview_parquet(checked, users_parquet, sample_size=3)
         assert on_spark == on_duckdb, text
+
+
+# ---- represented faithfully, or refused: the bugs found end to end, one test each ----------
+def checked(text: str) -> audience.Condition:
+    parsed = parse_filter(text)
+    assert parsed is not None
+    return parsed.condition
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("age > -(30)", -30),  # the sign on a parenthesised literal was dropped
+        ("age > -(-30)", 30),
+        ("age > -(-(30))", 30),
+        ("age > +(30)", 30),
+        ("age > -(+30)", -30),
+        ("age > +-+-30", 30),
+        ("age > - -30", 30),
+        ("age > -((30))", -30),
+        ("monetary > -(0.5)", -0.5),
+        ("monetary > -(-(2.5e-1))", 0.25),
+    ],
+)
+def test_signs_and_parentheses_fold_into_the_literal_exactly(text: str, value: float) -> None:
+    condition = checked(text)
+    assert isinstance(condition, audience.Compare)
+    assert (condition.op, condition.value) == (">", value)
+    assert type(condition.value) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text", ["country = -('US')", "country = +'US'", "country = -'US'", "+age > 3", "-age > 3"]
+)
+def test_signs_on_text_or_columns_are_refused(text: str) -> None:
+    with pytest.raises(AudienceFilterError, match=r"sign \(\+ or -\)|literal value|operator"):
+        parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("age BETWEEN SYMMETRIC 40 AND 30", "SYMMETRIC"),  # ran as BETWEEN 40 AND 30
+        ("age BETWEEN ASYMMETRIC 30 AND 40", "ASYMMETRIC"),  # Spark SQL cannot read it
+        ("country LIKE 'U!%' ESCAPE '!'", "ESCAPE"),
+        ("country ILIKE 'us'", "not allowed"),
+        ("country LIKE ANY ('U%', 'G%')", "literal value"),
+        ("age IS UNKNOWN", "UNKNOWN"),  # sqlglot reads it as IS NULL
+        ("age IS NOT UNKNOWN", "UNKNOWN"),
+        ("age ISNULL", "ISNULL"),
+        ("age NOT NULL", "IS NULL and IS NOT NULL"),  # sqlglot reads it as IS NOT NULL
+        ("age IS TRUE", "only IS NULL and IS NOT NULL"),
+        ("age IS DISTINCT FROM 3", "operator"),
+        ("age <=> 3", "operator"),
+        ("age = NULL", "IS NULL"),
+        ("age > 10L", "typed numbers"),
+        ("monetary > .5", "'.'"),
+        ("age > -(-2147483648)", "overflows"),  # Spark SQL: ARITHMETIC_OVERFLOW
+        ("age > - -9223372036854775808", "overflows"),
+        ("monetary > 1" + "0" * 38, "too many digits"),  # Spark SQL: precision over 38
+        ("monetary > 0.1" + "0" * 38, "too many digits"),
+        ("age > 30.5", "whole number"),  # Spark compares exactly; refused rather than folded
+        ("age = 9007199254740992e0", "whole number"),  # Spark would compare in double
+    ],
+)
+def test_forms_sqlglot_reads_but_we_cannot_represent_are_refused(text: str, message: str) -> None:
+    with pytest.raises(AudienceFilterError, match=re.escape(message)):
+        parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "country = '\\u0055S'",  # Spark SQL reads all three as US
+        "country = '\\125S'",
+        "country = 'U\\S'",
+        'country = "U\\S"',
+        "country LIKE 'U\\_'",
+        "age > 1 -- note \\\nOR age < 100",  # Spark continues the comment onto the next line
+    ],
+)
+def test_backslashes_are_refused_anywhere(text: str) -> None:
+    with pytest.raises(AudienceFilterError, match="backslashes are not allowed"):
+        parse_filter(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("country = 'it''s'", "adjacent quoted strings"),  # Spark: it's, sqlglot: its
+        ("country = 'it' 's'", "adjacent quoted strings"),
+        ('country = "it""s"', "adjacent quoted strings"),
+        ("country = N'US'", "literal value"),
+        ("country = r'US'", "literal value"),
+        ("age > 1 /* /* */ OR age < 100 */", "block comments"),  # Spark nests them
+        ("age > 1 /* note */", "block comments"),
+        ("age\u00a0> 1", "unexpected character"),
+        ("age > 1\f", "unexpected character"),
+    ],
+)
+def test_text_read_differently_by_spark_sql_is_refused(text: str, message: str) -> None:
+    with pytest.raises(AudienceFilterError, match=re.escape(message)):
+        parse_filter(text)
+
+
+def test_double_quotes_are_a_string_as_in_spark_sql() -> None:
+    assert checked('country = "US"') == checked("country = 'US'")
+    assert checked('country = "it\'s"') == audience.Compare("country", "=", "it's")
+
+
+@pytest.mark.parametrize("count", [2, 41, 200])
+def test_flat_and_chains_are_not_nesting(count: int) -> None:
+    condition = checked(" AND ".join(["age>1"] * count))  # 200: 1,995 characters, 999 parts
+    assert isinstance(condition, audience.And)
+    assert len(condition.operands) == count
+
+
+def test_chains_flatten_through_parentheses_but_keep_or_inside_and() -> None:
+    condition = checked("(age > 1 AND (age > 2 AND age > 3)) AND (age > 4 OR age > 5)")
+    assert condition == audience.And(
+        (
+            audience.Compare("age", ">", 1),
+            audience.Compare("age", ">", 2),
+            audience.Compare("age", ">", 3),
+            audience.Or((audience.Compare("age", ">", 4), audience.Compare("age", ">", 5))),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 31 + "age > 1" + ")" * 31,
+        "(" * 500 + "age > 1" + ")" * 500,
+        "NOT " * 31 + "age > 1",
+        "age > " + "-(" * 31 + "1" + ")" * 31,
+        "age > " + "-" * 40 + "1",  # `--` starts a comment: a parse error either way
+        "age > " + "- " * 40 + "1",
+    ],
+)
+def test_deep_nesting_is_refused_cleanly(text: str) -> None:
+    with pytest.raises(AudienceFilterError, match=r"nested too deeply|could not be parsed"):
+        parse_filter(text)
+
+
+def test_recursion_error_never_escapes_even_on_a_deep_stack() -> None:
+    """Whatever the caller's stack depth, deep input ends in AudienceFilterError."""
+
+    def at_depth(frames: int) -> AudienceFilter | None:
+        if frames:
+            return at_depth(frames - 1)
+        return parse_filter("(" * 30 + "age > 1" + ")" * 30)
+
+    try:
+        at_depth(sys.getrecursionlimit() - 200)
+    except AudienceFilterError as err:
+        assert "nested too deeply" in str(err)
+
+
+def test_every_argument_sqlglot_may_set_is_represented_or_refused() -> None:
+    """Fails when sqlglot adds an argument to a node class the checker accepts: decide it."""
+    from sqlglot import exp
+
+    for name, (represented, refused) in audience.NODE_ARGS.items():
+        node_class = getattr(exp, name)
+        assert isinstance(node_class, type) and issubclass(node_class, exp.Expression), name
+        arg_types = set(node_class.arg_types)
+        unknown = arg_types - represented - set(refused)
+        assert not unknown, f"sqlglot's {name} has arguments the checker does not decide: {unknown}"
+        stale = (represented | set(refused)) - arg_types
+        assert not stale, f"sqlglot's {name} no longer has {stale}"
+        assert not represented & set(refused), name
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("age > 1 AND age IN (1) AND age BETWEEN 1 AND 2", ""),
+        ("age = 1" + " OR age = 1" * 250, "too many conditions|too complex|too long"),
+    ],
+)
+def test_limits_count_conditions_and_parts(text: str, message: str) -> None:
+    if not message:
+        assert parse_filter(text) is not None
+        return
+    with pytest.raises(AudienceFilterError, match=message):
+        parse_filter(text)
+
+
+@pytest.mark.spark
+def test_nan_is_null_in_every_engine(spark, tmp_path) -> None:
+    """`monetary < 100000` counted NaN rows in the DuckDB preview (Parquet statistics ignore
+    NaN) but not in the Spark job: now NaN is NULL everywhere."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monetary = [1.0, float("nan"), 5.0, float("nan"), None, 7.5, float("inf"), -0.0]
+    path = tmp_path / "users.parquet"
+    table = pa.table({"user_id": list(range(len(monetary))), "monetary": monetary})
+    pq.write_table(table, path, row_group_size=2)
+    frame = spark.read.parquet(str(path))
+    for text, expected in [
+        ("monetary < 100000", {0, 2, 5, 7}),
+        ("monetary IS NULL", {1, 3, 4}),
+        ("NOT monetary < 100000", {6}),
+        ("monetary = 0", {7}),
+        ("monetary IN (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)", {0, 2, 7}),
+    ]:
+        parsed = parse_filter(text)
+        on_spark = frame.filter(audience.to_spark_column(parsed)).select("user_id").collect()
+        assert {row.user_id for row in on_spark} == expected, text
+        preview = audience.preview_parquet(parsed, path, sample_size=10)
+        assert {row["user_id"] for row in preview.sample} == expected, text
+        assert preview.matching_users == len(expected), text
