@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024  # the largest valid campaign body is well under 100 KB
+MAX_DRAIN_BYTES = 8 * MAX_BODY_BYTES  # read and dropped after the limit, so the 413 arrives
 MAX_ERRORS = 20
 MAX_ECHO_CHARS = 100
 MAX_MESSAGE_CHARS = 500
@@ -146,7 +147,9 @@ class BodySizeLimitMiddleware:
     """Answer 413 to bodies over ``max_bytes``, declared or streamed.
 
     The body is read up front (at most ``max_bytes``) and replayed to the app, so the app
-    never starts on a body that will turn out too large.
+    never starts on a body that will turn out too large. The rest of an oversized body is
+    read and dropped (up to :data:`MAX_DRAIN_BYTES` more) before answering: a server that
+    closes on unread data resets the connection, and the client never sees the 413.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
@@ -158,23 +161,25 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(send)
-            return
+        too_large = declared.isdigit() and int(declared) > self.max_bytes
         chunks: list[bytes] = []
         size = 0
-        while True:
+        more = True
+        while more and size <= self.max_bytes + MAX_DRAIN_BYTES:
+            if too_large and declared and int(declared) > self.max_bytes + MAX_DRAIN_BYTES:
+                break  # not worth reading: answer now and let the connection close
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+            more = message.get("more_body", False)
+            too_large = too_large or size > self.max_bytes
+            if not too_large:
+                chunks.append(chunk)
+        if too_large:
+            await self._too_large(send)
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -156,4 +159,103 @@ def test_make_migrate_equivalent_prints_the_revision(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 0, out.stderr
-    assert "is at revision 0001" in out.stdout
+    assert "is at revision 0002" in out.stdout
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def served_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of each kind, for a real server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'campaigns.db'}"
+        return
+    url, drop = create_postgres_database(request.getfixturevalue("postgres_server_url"))
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop()
+
+
+RACE_ROUNDS = 30
+RACE_ANSWERS = {200, 201, 204, 404, 409}
+
+
+def test_concurrent_delete_and_writes_are_404_or_409_never_500(
+    tmp_path: Path, trained_model_dir: Path, served_database: str
+) -> None:
+    """DELETE races PUT, POST run, PATCH run (and another DELETE) on one campaign, round
+    after round: whoever loses is told the campaign or run is gone (404) or taken (409)."""
+    env = server_env(tmp_path, trained_model_dir, served_database)
+    with uvicorn_server(env, tmp_path / "api.log") as url:
+
+        async def one_round(client: httpx.AsyncClient, n: int) -> list[httpx.Response]:
+            created = await client.post("/campaigns/", json={**SEED_BODY, "name": f"race {n}"})
+            assert created.status_code == 201, created.text
+            cid = created.json()["id"]
+            run = (await client.post(f"/campaigns/{cid}/runs", json={})).json()
+            beat = {"heartbeat_at": "2026-11-26T12:00:00Z", "scored_rows": n}
+            return await asyncio.gather(
+                client.put(f"/campaigns/{cid}", json={"is_active": n % 2 == 0}),
+                client.delete(f"/campaigns/{cid}"),
+                client.post(f"/campaigns/{cid}/runs", json={"status": "queued"}),
+                client.patch(f"/campaigns/{cid}/runs/{run['id']}", json=beat),
+                client.put(f"/campaigns/{cid}", json={"name": f"race {n} renamed"}),
+                client.patch(f"/campaigns/{cid}/runs/{run['id']}", json={"status": "failed"}),
+                client.post(f"/campaigns/{cid}/runs", json={}),
+                client.delete(f"/campaigns/{cid}"),
+                client.get(f"/campaigns/{cid}/runs"),
+            )
+
+        async def race() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                rounds = [await one_round(client, n) for n in range(RACE_ROUNDS)]
+            return [response for answers in rounds for response in answers]
+
+        responses = asyncio.run(race())
+    codes = Counter(r.status_code for r in responses)
+    failures = [
+        (r.request.method, r.request.url.path, r.text) for r in responses if r.status_code >= 500
+    ]
+    assert not failures, failures[:3]
+    assert set(codes) <= RACE_ANSWERS, codes
+    assert codes[204] == RACE_ROUNDS  # exactly one DELETE per round wins
+    assert codes[404] >= RACE_ROUNDS  # ... and the other is told the campaign is gone
+
+
+def test_oversized_bodies_are_413_over_the_wire(tmp_path: Path, trained_model_dir: Path) -> None:
+    """Through uvicorn: a declared size over the limit, and a chunked body that grows past it."""
+    with uvicorn_server(server_env(tmp_path, trained_model_dir), tmp_path / "api.log") as url:
+        port = int(url.rsplit(":", 1)[1])
+
+        def exchange(head: bytes, chunks: list[bytes]) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(head)
+                try:
+                    for chunk in chunks:
+                        sock.sendall(chunk)
+                except OSError:  # the server may answer and close before the rest is sent
+                    pass
+                answer = b""
+                while data := sock.recv(65536):
+                    answer += data
+                return answer
+
+        head = b"POST /campaigns/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        # Far too large to be worth reading: answered at once, before any body is sent.
+        declared = exchange(head + b"Content-Length: 50000000\r\nConnection: close\r\n\r\n", [])
+        assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+        assert b"larger than" in declared
+        # Sent in full: read, dropped, answered.
+        sent = exchange(
+            head + b"Content-Length: 2000000\r\nConnection: close\r\n\r\n", [b"x" * 2_000_000]
+        )
+        assert sent.startswith(b"HTTP/1.1 413"), sent[:200]
+        piece = b"x" * 65536
+        chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        streamed = exchange(
+            b"POST /campaigns/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+            [chunk] * 20 + [b"0\r\n\r\n"],
+        )
+        assert streamed.startswith(b"HTTP/1.1 413"), streamed[:200]
+        assert httpx.get(f"{url}/health").status_code == 200  # and the server carries on
