@@ -61,7 +61,7 @@ class _Tolerant(TypeDecorator[Any]):
             try:
                 return decode(value)
             except Exception as err:  # any decoder failure is the row's fault, not the request's
-                return Malformed(value, f"{type(err).__name__}: {err}")
+                return Malformed(value, f"unreadable ({type(err).__name__}: {err})")
 
         return tolerant
 
