@@ -174,18 +174,34 @@ class ConfigApiClient:
     def list_campaigns(
         self, *, is_active: bool | None = None, offset: int = 0, limit: int = 100
     ) -> list[Campaign]:
+        return self._page(is_active=is_active, offset=offset, limit=limit)[0]
+
+    def _page(
+        self, *, is_active: bool | None, offset: int, limit: int
+    ) -> tuple[list[Campaign], int | None]:
+        """One page and the API's count of matching rows (``X-Total-Count``)."""
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if is_active is not None:
             params["is_active"] = str(is_active).lower()
         response = self._request("GET", "/campaigns/", params=params)
-        return list(_parse(_CAMPAIGNS, response))
+        total = response.headers.get("X-Total-Count", "")
+        return list(_parse(_CAMPAIGNS, response)), int(total) if total.isdigit() else None
 
-    def iter_campaigns(self, *, is_active: bool | None = None) -> Iterator[Campaign]:
-        """Every campaign, page by page."""
-        offset = 0
-        while page := self.list_campaigns(is_active=is_active, offset=offset, limit=100):
+    def iter_campaigns(
+        self, *, is_active: bool | None = None, page_size: int = 100
+    ) -> Iterator[Campaign]:
+        """Every campaign, page by page.
+
+        Pages advance by ``limit``, not by what came back: the API leaves malformed stored
+        rows out of a page (``X-Skipped-Count``), so a short page is not the last one.
+        """
+        offset, limit = 0, page_size
+        while True:
+            page, total = self._page(is_active=is_active, offset=offset, limit=limit)
             yield from page
-            offset += len(page)
+            offset += limit
+            if (total is not None and offset >= total) or (total is None and not page):
+                return
 
     def find_campaign(self, name: str) -> Campaign | None:
         return next((c for c in self.iter_campaigns() if c.name == name), None)

@@ -77,3 +77,21 @@ def test_unreachable_api_is_a_clear_error() -> None:
         pytest.raises(ApiUnavailableError, match=f"config API unreachable at {url}"),
     ):
         client.get_campaign(1)
+
+
+def test_iter_campaigns_pages_past_a_page_of_malformed_rows(
+    api: ConfigApiClient, api_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The API leaves malformed stored rows out of a page; iteration must not stop there."""
+    import sqlite3
+
+    first = api.create_campaign(**{**SEED_BODY, "name": "first"})
+    broken = [api.create_campaign(**{**SEED_BODY, "name": f"broken {i}"}) for i in range(2)]
+    last = api.create_campaign(**{**SEED_BODY, "name": "last"})
+    database = next(Path(tmp_path_factory.getbasetemp()).glob("client*/data/campaigns.db"))
+    with sqlite3.connect(database) as connection:  # SQLite cannot check element types
+        connection.executemany(
+            "UPDATE campaigns SET features = '[1, 2]' WHERE id = ?", [(c.id,) for c in broken]
+        )
+    seen = [c.name for c in api.iter_campaigns(page_size=1)]
+    assert seen == [first.name, last.name]
