@@ -48,6 +48,11 @@ demo: setup check-java ## the whole pipeline on embedded defaults
 test: setup check-java ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: fuzz
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup check-java ## differential fuzzing of audience filters (FUZZ_EXAMPLES=2000)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/lib/test_audience_fuzz.py $(PYTEST_ARGS)
+
 migrate: setup ## apply database migrations (DATABASE_URL, default SQLite under data/)
 	$(PY) -m api.migrate
 

@@ -154,6 +154,7 @@ _TOKENS = frozenset(
     }
 )
 _WHITESPACE = frozenset(" \t\n\r")
+_BANG_AFTER = frozenset({"L_PAREN", "AND", "OR", "NOT"})  # where ! may start a condition
 
 
 # ---- the checked condition tree -------------------------------------------------------------
@@ -376,6 +377,11 @@ def _check_tokens(tokens: Sequence[Any], columns: Mapping[str, Any]) -> None:
                 after += 1
             if after == len(kinds) or kinds[after] != "NUMBER":
                 raise AudienceFilterError("a sign (+ or -) may only stand before a number")
+        if kind == "NOT" and token.text == "!" and index and kinds[index - 1] not in _BANG_AFTER:
+            # Spark 4 reads ! as NOT only in front of a condition: `age ! IN (1)` is an error.
+            raise AudienceFilterError("use NOT, not !, in NOT IN, NOT BETWEEN, NOT LIKE, IS NOT")
+        if kind == "COMMA" and kinds[index + 1 : index + 2] == ["R_PAREN"]:
+            raise AudienceFilterError("a list may not end with a comma")
         if kind == "NULL":
             # Only IS NULL / IS NOT NULL: sqlglot also reads `age NOT NULL` as IS NOT NULL.
             before = kinds[max(0, index - 2) : index]

@@ -284,6 +284,11 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("country = r'US'", "literal value"),
         ("age > 1 /* /* */ OR age < 100 */", "block comments"),  # Spark nests them
         ("age > 1 /* note */", "block comments"),
+        ("age ! IN (30)", "use NOT"),  # Spark 4 reads ! as NOT only before a condition
+        ("age ! BETWEEN 1 AND 30", "use NOT"),
+        ("age IS ! NULL", "use NOT"),
+        ("country ! LIKE 'U%'", "use NOT"),
+        ("age IN (30,)", "end with a comma"),  # sqlglot drops the comma, Spark refuses it
         ("age\u00a0> 1", "unexpected character"),
         ("age > 1\f", "unexpected character"),
     ],
