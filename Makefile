@@ -40,7 +40,7 @@ data: setup ## generate data/sample_users.parquet (1,000 users)
 	$(PY) -m lib.data
 
 train: setup ## train and register models/campaign_model_v1.{pkl,cbm}
-	$(PY) -m lib.model
+	$(PY) -m lib.training
 
 demo: setup check-java ## the whole pipeline on embedded defaults
 	$(PY) scripts/demo.py

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed")
+from lib.contract import RUN_STATUSES
 
 # Named constraints make migrations reproducible, and batch mode on SQLite possible.
 NAMING_CONVENTION = {
@@ -159,7 +159,7 @@ CAMPAIGN_CHECKS = [
     ),
 ]
 RUN_CHECKS = [
-    *_check("status_known", "status IN ('queued', 'running', 'succeeded', 'failed')"),
+    *_check("status_known", f"status IN ({', '.join(repr(s) for s in RUN_STATUSES)})"),
     *_check("counts_non_negative", " AND ".join(f"coalesce({c}, 0) >= 0" for c in _COUNTS)),
     *_check(
         "counts_integer",

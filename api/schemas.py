@@ -36,10 +36,16 @@ from pydantic_core import PydanticCustomError
 from api.limits import excerpt
 from api.models import Malformed
 from lib.audience import MAX_FILTER_LENGTH, parse_filter
+from lib.contract import (
+    ACTIVE_RUN_STATUSES,
+    HEARTBEAT_DESCRIPTION,
+    CampaignFields,
+    RunFields,
+    RunStatus,
+)
 from lib.errors import AudienceFilterError
 from lib.settings import get_settings
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns on both databases
 MAX_COUNT = 2**62  # row counts fit a BIGINT with room to spare
 
 _UNSAFE_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -80,7 +86,6 @@ AudienceText = Annotated[StrictStr, StringConstraints(max_length=MAX_FILTER_LENG
 OutputPath = Annotated[StrictStr, StringConstraints(max_length=1000), SAFE]
 ErrorMessage = Annotated[StrictStr, StringConstraints(max_length=10_000), SAFE]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
-RunStatus = Literal["queued", "running", "succeeded", "failed"]
 Sha256 = Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
@@ -189,23 +194,10 @@ class CampaignUpdate(BaseModel):
         return value
 
 
-class CampaignPublic(BaseModel):
+class CampaignPublic(CampaignFields):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    name: str
-    model_path: str
-    audience_filter: str | None
-    features: list[str]
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
 
-
-HEARTBEAT_DESCRIPTION = (
-    "When the job last reported that it is alive (UTC; any offset is converted). The "
-    "scoring job PATCHes it about every 30 s while it runs; null clears it."
-)
 STALE_DESCRIPTION = (
     "True when the run is queued or running but its newest sign of life (the latest of "
     "heartbeat_at, started_at and created_at) is older than the server's "
@@ -242,27 +234,13 @@ class RunUpdate(RunCreate):
         return value
 
 
-class RunPublic(BaseModel):
+class RunPublic(RunFields):
     model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    campaign_id: int
-    status: RunStatus
-    started_at: datetime | None
-    finished_at: datetime | None
-    input_rows: int | None
-    audience_size: int | None
-    scored_rows: int | None
-    output_path: str | None
-    model_sha256: str | None
-    error_message: str | None
-    created_at: datetime
-    heartbeat_at: datetime | None = Field(description=HEARTBEAT_DESCRIPTION)
 
     @computed_field(description=STALE_DESCRIPTION)  # type: ignore[prop-decorator]
     @property
     def stale(self) -> bool:
-        if self.status not in ("queued", "running"):
+        if self.status not in ACTIVE_RUN_STATUSES:
             return False
         seen = max(t for t in (self.heartbeat_at, self.started_at, self.created_at) if t)
         limit = timedelta(seconds=get_settings().run_stale_after_seconds)

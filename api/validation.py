@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lib.errors import ModelError
-from lib.model import ModelArtifact, resolve_artifact
+from lib.registry import ModelArtifact, feature_mismatch, resolve_artifact
 
 
 class CampaignValidationError(Exception):
@@ -26,16 +26,6 @@ def check_model_and_features(
         artifact = resolve_artifact(model_path, model_dir)
     except ModelError as err:
         raise CampaignValidationError("model_path", str(err)) from None
-    missing = [f for f in artifact.features if f not in features]
-    unknown = [f for f in features if f not in artifact.features]
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing}")
-        if unknown:
-            parts.append(f"unknown to the model {unknown}")
-        raise CampaignValidationError(
-            "features",
-            f"features must be the model's features {artifact.features}: " + "; ".join(parts),
-        )
+    if (problem := feature_mismatch(features, artifact.features)) is not None:
+        raise CampaignValidationError("features", problem)
     return artifact

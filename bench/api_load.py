@@ -28,8 +28,8 @@ from api.migrate import upgrade
 from lib import schema
 from lib.api_server import api_process
 from lib.data import generate_users
-from lib.model import save_model, train_model
 from lib.settings import PROJECT_ROOT, get_settings
+from lib.training import save_model, train_model
 
 
 async def _measure(url: str, name: str, requests: int, concurrency: int, make_request) -> dict:

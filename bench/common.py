@@ -38,9 +38,9 @@ def users_file(n_users: int, seed: int = 42) -> Path:
 
 
 def model_dir() -> Path:
-    """The project's default model (python -m lib.model settings), trained once."""
+    """The project's default model (python -m lib.training settings), trained once."""
     from lib.data import DEFAULT_TRAINING_SEED, generate_users
-    from lib.model import save_model, train_model
+    from lib.training import save_model, train_model
 
     directory = CACHE / "models"
     if not (directory / "registry.json").exists():

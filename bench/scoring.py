@@ -31,7 +31,7 @@ FEATURES = list(schema.FEATURES)
 
 # ---- workers (each runs in its own process and prints one JSON line) -------------------
 def _load_model(models: str):
-    from lib.model import load_model
+    from lib.registry import load_model
 
     return load_model("campaign_model_v1.cbm", models)
 
@@ -58,7 +58,7 @@ def worker_single(input_path: str, models: str, output: str, repeats: int) -> di
 
 def _score_with_pandas(spark, users, artifact):
     """The first version of the Spark wrapper (kept to measure what mapInArrow bought)."""
-    from lib.model import model_from_bytes
+    from lib.registry import model_from_bytes
     from lib.scoring import score_pandas
 
     broadcast = spark.sparkContext.broadcast(artifact.path.read_bytes())
@@ -87,7 +87,7 @@ def _noop_scores(batches):
 def _spark_pipeline(
     spark, input_path: str, models: str, output: str, impl: str = "arrow", threads: int = 0
 ) -> None:
-    from lib.model import resolve_artifact
+    from lib.registry import load_verified, resolve_artifact
     from lib.scoring import score_spark
 
     artifact = resolve_artifact("campaign_model_v1.cbm", models)
@@ -105,15 +105,7 @@ def _spark_pipeline(
     if impl == "pandas":
         scored = _score_with_pandas(spark, users, artifact)
     else:
-        scored = score_spark(
-            spark,
-            users,
-            artifact.path.read_bytes(),
-            artifact.format,
-            artifact.sha256,
-            artifact.features,
-            thread_count=threads or None,
-        )
+        scored = score_spark(users, load_verified("campaign_model_v1.cbm", models), threads or None)
     scored.write.mode("overwrite").parquet(output)
 
 

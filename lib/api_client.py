@@ -7,13 +7,13 @@ every other failure becomes an exception carrying the API's own message.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from lib.contract import CampaignFields, RunFields
 from lib.errors import (
     ApiUnavailableError,
     CampaignNotFoundError,
@@ -38,31 +38,13 @@ class ApiError(PipelineError):
         self.detail = detail
 
 
-class Campaign(BaseModel):
-    id: int
-    name: str
-    model_path: str
-    audience_filter: str | None
-    features: list[str]
-    is_active: bool
-    created_at: datetime
-    updated_at: datetime
+class Campaign(CampaignFields):
+    """A campaign as the API answers it (the fields are the contract's)."""
 
 
-class Run(BaseModel):
-    id: int
-    campaign_id: int
-    status: Literal["queued", "running", "succeeded", "failed"]
-    started_at: datetime | None
-    finished_at: datetime | None
-    input_rows: int | None
-    audience_size: int | None
-    scored_rows: int | None
-    output_path: str | None
-    model_sha256: str | None
-    error_message: str | None
-    created_at: datetime
-    heartbeat_at: datetime | None = None  # the job's last "still alive" (API 0002+)
+class Run(RunFields):
+    """A scoring run as the API answers it."""
+
     stale: bool = False  # running, but no heartbeat for a while: the job probably died
 
 

@@ -23,7 +23,9 @@ from lib import schema
 if TYPE_CHECKING:
     import pandas as pd
     from catboost import CatBoostClassifier
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
+
+    from lib.registry import VerifiedModel
 
 __all__ = ["SCORE_SCHEMA_DDL", "decile_column", "score_arrow", "score_pandas", "score_spark"]
 
@@ -72,13 +74,7 @@ def score_arrow(
 
 
 def score_spark(
-    spark: SparkSession,
-    users: DataFrame,
-    model_bytes: bytes,
-    model_format: str,
-    model_sha256: str,
-    features: Sequence[str],
-    thread_count: int | None = None,
+    users: DataFrame, model: VerifiedModel, thread_count: int | None = None
 ) -> DataFrame:
     """Score a DataFrame of users on the executors; returns ``user_id, prediction_score``.
 
@@ -87,14 +83,16 @@ def score_spark(
     as one Spark task has cores (unless ``thread_count`` says otherwise), so concurrent
     tasks do not fight over the CPU.
     """
-    broadcast = spark.sparkContext.broadcast(model_bytes)
-    feature_list = list(features)
-    threads = thread_count or int(spark.conf.get("spark.task.cpus", "1"))
+    spark = users.sparkSession
+    broadcast = spark.sparkContext.broadcast(model.data)
+    model_sha256, model_format = model.sha256, model.format
+    feature_list = list(model.features)
+    threads = thread_count or int(spark.conf.get("spark.task.cpus", "1") or "1")
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         model = _WORKER_MODELS.get(model_sha256)
         if model is None:
-            from lib.model import model_from_bytes
+            from lib.registry import model_from_bytes
 
             model = _WORKER_MODELS[model_sha256] = model_from_bytes(broadcast.value, model_format)
         for batch in batches:

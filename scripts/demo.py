@@ -60,14 +60,14 @@ def ensure_data() -> None:
 
 
 def ensure_model() -> None:
-    from lib.model import resolve_artifact
+    from lib.registry import resolve_artifact
 
     step("2/5 CatBoost model")
     try:
         artifact = resolve_artifact(SEED_CAMPAIGN["model_path"])
         print(f"✅ Reusing registered model {artifact.path} (sha256 {artifact.sha256[:12]}…)")
     except ModelError:
-        _run("-m", "lib.model")  # trains on its own labelled set (seed 7), then registers
+        _run("-m", "lib.training")  # trains on its own labelled set (seed 7), then registers
 
 
 def main() -> int:

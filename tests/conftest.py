@@ -47,7 +47,7 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory holding a small registered model (.cbm and .pkl), trained once."""
     from lib.data import generate_users
-    from lib.model import save_model, train_model
+    from lib.training import save_model, train_model
 
     directory = tmp_path_factory.mktemp("models")
     result = train_model(generate_users(4_000, seed=7, labelled=True), iterations=60)

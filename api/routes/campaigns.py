@@ -20,7 +20,6 @@ from api.limits import StrictJSONRoute
 from api.models import Campaign, Run
 from api.routes.audience import BAD_STORED_FILTER, NO_USERS, audience_preview
 from api.schemas import (
-    MAX_ID,
     AudiencePreviewPublic,
     CampaignCreate,
     CampaignPublic,
@@ -37,6 +36,7 @@ from api.schemas import (
     from_stored,
 )
 from api.validation import check_model_and_features
+from lib.contract import MAX_ID
 
 log = logging.getLogger("api")
 

@@ -108,6 +108,18 @@ def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> N
     assert len(reports) == 1 and "Score histogram" in reports[0].read_text()
 
 
+def test_score_entry_point_exits_0_every_time_it_runs(project: Project) -> None:
+    """Run after run, the process ends cleanly: nothing aborts after the job succeeded."""
+    campaign_id = project.create_campaign("score repeatedly", "age > 35")
+    for attempt in range(3):
+        out = run_cmd(
+            [sys.executable, "scripts/score.py", "--campaign-id", str(campaign_id)], project.env
+        )
+        assert out.returncode == 0, (attempt, out.stderr[-3000:])
+        assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr
+        assert out.stdout.rstrip().splitlines()[-1].startswith("📄 Run report:")
+
+
 def test_failing_run_exits_with_the_jobs_code_and_keeps_the_notebook(project: Project) -> None:
     out = run_cmd([sys.executable, "scripts/score.py", "--campaign-id", "9999"], project.env)
     assert out.returncode == 4
@@ -152,5 +164,7 @@ def test_make_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
 
     second = run_cmd([sys.executable, "scripts/demo.py"], env)  # idempotent
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    for out in (first, second):  # no crash after success (a native thread alive at exit)
+        assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr
     assert "Reusing campaign 1: Black Friday Campaign" in second.stdout
     assert "Reusing registered model" in second.stdout

@@ -23,10 +23,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from lib import predict, schema
+from lib import job, predict, schema
 from lib.errors import AudienceFilterError, CampaignInactiveError, InvalidInputError, ModelError
-from lib.model import load_model
+from lib.inputs import check_local_input
+from lib.registry import load_model
 from lib.settings import PROJECT_ROOT
+from lib.sinks import BigQuerySink, ObjectStoreSink, sink_for
 from tests.e2e.conftest import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -131,7 +133,7 @@ def test_rerun_replaces_the_output_atomically(project: Project, spark) -> None:
 def test_crash_while_writing_keeps_the_previous_output(
     project: Project, spark, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lib.output import LocalTarget
+    from lib.sinks import LocalTarget
 
     campaign_id = project.create_campaign("crash", "age > 40")
     run(project, spark, campaign_id)
@@ -378,9 +380,9 @@ def test_bigquery_output_without_the_connector_fails_before_any_work(
 
 def test_malformed_bigquery_target_is_refused() -> None:
     with pytest.raises(InvalidInputError, match=r"bigquery:project\.dataset\.table"):
-        predict.check_output_target("bigquery:just-a-table")
-    predict.check_output_target("bigquery:proj.dataset.table")
-    predict.check_output_target("gs://bucket/predictions.parquet")
+        sink_for("bigquery:just-a-table")
+    assert isinstance(sink_for("bigquery:proj.dataset.table"), BigQuerySink)
+    assert isinstance(sink_for("gs://bucket/predictions.parquet"), ObjectStoreSink)
 
 
 # ---- hostile and damaged inputs: the documented exit code, or it works -----------------------
@@ -430,7 +432,7 @@ def test_parts_whose_column_types_disagree_are_refused_before_spark(
     )
     pq.write_table(second, folder / "part-1.parquet")
     with pytest.raises(InvalidInputError, match="parts disagree on column 'age'"):
-        predict.check_local_input(str(folder), ["user_id", "age"])
+        check_local_input(str(folder), ["user_id", "age"])
 
 
 @pytest.mark.parametrize(
@@ -448,7 +450,7 @@ def test_user_ids_that_are_not_int64_are_refused(
     table = table.set_column(table.schema.get_field_index("user_id"), "user_id", user_ids)
     pq.write_table(table, tmp_path / "u.parquet")
     with pytest.raises(InvalidInputError, match=f"'user_id' must hold whole numbers.*{message}"):
-        predict.check_local_input(str(tmp_path / "u.parquet"), ["user_id", "age"])
+        check_local_input(str(tmp_path / "u.parquet"), ["user_id", "age"])
 
 
 def test_null_user_ids_in_the_audience_are_refused_not_written(
@@ -504,8 +506,8 @@ def test_heartbeat_keeps_a_running_run_fresh(
     campaign_id = project.create_campaign("heartbeat", None)
     with project.api() as api:
         created = api.create_run(campaign_id, status="running")
-    monkeypatch.setattr(predict, "HEARTBEAT_SECONDS", 0.1)
-    with predict._Heartbeat(project.url, campaign_id, created.id):
+    monkeypatch.setattr(job._Heartbeat, "interval", 0.1)
+    with job._Heartbeat(project.url, campaign_id, created.id):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with project.api() as api:
@@ -547,7 +549,7 @@ def test_output_equal_to_the_input_is_refused_and_the_input_kept(
 def test_a_second_run_for_a_busy_target_refuses_with_one_line(
     project: Project, tmp_path: Path
 ) -> None:
-    from lib.output import LocalTarget
+    from lib.sinks import LocalTarget
 
     campaign_id = project.create_campaign("cli busy", "age > 20")
     target = tmp_path / "out.parquet"
@@ -562,7 +564,7 @@ def test_a_second_run_for_a_busy_target_refuses_with_one_line(
 def test_cli_broken_registry_or_model_is_exit_3(
     project: Project, tmp_path: Path, problem: str
 ) -> None:
-    from lib.model import sha256_file
+    from lib.registry import sha256_file
 
     campaign_id = project.create_campaign(f"cli registry {problem}", "age > 20")
     models = tmp_path / "models"

@@ -11,20 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import model as model_lib
-from lib import schema
+from lib import registry, schema, training
 from lib.data import generate_users
 from lib.errors import InvalidInputError, ModelError
 
 
 @pytest.fixture(scope="module")
-def small_result() -> model_lib.TrainResult:
-    return model_lib.train_model(generate_users(3_000, seed=7, labelled=True), iterations=40)
+def small_result() -> training.TrainResult:
+    return training.train_model(generate_users(3_000, seed=7, labelled=True), iterations=40)
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path, small_result: model_lib.TrainResult) -> Path:
-    model_lib.save_model(small_result, tmp_path)
+def model_dir(tmp_path: Path, small_result: training.TrainResult) -> Path:
+    training.save_model(small_result, tmp_path)
     return tmp_path
 
 
@@ -34,12 +33,12 @@ def sample() -> pd.DataFrame:
 
 
 def test_model_learns_real_signal() -> None:
-    result = model_lib.train_model(generate_users(20_000, seed=7, labelled=True), iterations=150)
+    result = training.train_model(generate_users(20_000, seed=7, labelled=True), iterations=150)
     assert result.metrics["roc_auc"] > 0.75
     assert 0.5 < result.metrics["accuracy"] <= 1.0
 
 
-def test_model_uses_exactly_the_seed_features(small_result: model_lib.TrainResult) -> None:
+def test_model_uses_exactly_the_seed_features(small_result: training.TrainResult) -> None:
     assert small_result.features == list(schema.FEATURES)
     assert small_result.model.feature_names_ == list(schema.FEATURES)
 
@@ -48,40 +47,38 @@ def test_training_does_not_litter_catboost_info(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    model_lib.train_model(generate_users(500, seed=1, labelled=True), iterations=5)
+    training.train_model(generate_users(500, seed=1, labelled=True), iterations=5)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_single_class_training_set_is_refused() -> None:
     data = generate_users(200, labelled=True).assign(converted=0)
     with pytest.raises(InvalidInputError, match="both classes"):
-        model_lib.train_model(data)
+        training.train_model(data)
 
 
 def test_missing_training_columns_are_named() -> None:
     data = generate_users(200, labelled=True).drop(columns=["monetary"])
     with pytest.raises(InvalidInputError, match="monetary"):
-        model_lib.train_model(data)
+        training.train_model(data)
 
 
 @pytest.mark.parametrize("suffix", [".cbm", ".pkl"])
 def test_save_load_round_trip_gives_same_probabilities(
-    model_dir: Path, small_result: model_lib.TrainResult, sample: pd.DataFrame, suffix: str
+    model_dir: Path, small_result: training.TrainResult, sample: pd.DataFrame, suffix: str
 ) -> None:
-    loaded = model_lib.load_model(f"campaign_model_v1{suffix}", model_dir)
-    expected = model_lib.predict_proba(small_result.model, sample, schema.FEATURES)
-    np.testing.assert_array_equal(
-        model_lib.predict_proba(loaded, sample, schema.FEATURES), expected
-    )
+    loaded = registry.load_model(f"campaign_model_v1{suffix}", model_dir)
+    expected = training.predict_proba(small_result.model, sample, schema.FEATURES)
+    np.testing.assert_array_equal(training.predict_proba(loaded, sample, schema.FEATURES), expected)
 
 
 def test_seed_style_path_relative_to_project_root_is_accepted(model_dir: Path) -> None:
-    artifact = model_lib.resolve_artifact("models/campaign_model_v1.pkl", model_dir)
+    artifact = registry.resolve_artifact("models/campaign_model_v1.pkl", model_dir)
     assert artifact.name == "campaign_model_v1.pkl"
     assert artifact.format == "pickle"
 
 
-def test_metadata_is_complete(model_dir: Path, small_result: model_lib.TrainResult) -> None:
+def test_metadata_is_complete(model_dir: Path, small_result: training.TrainResult) -> None:
     import catboost
 
     meta = json.loads((model_dir / "campaign_model_v1.json").read_text())
@@ -91,21 +88,21 @@ def test_metadata_is_complete(model_dir: Path, small_result: model_lib.TrainResu
     assert set(meta["metrics"]) >= {"accuracy", "roc_auc"}
     assert meta["created_at"].endswith("+00:00")
     for name in ("campaign_model_v1.cbm", "campaign_model_v1.pkl"):
-        assert meta["artifacts"][name] == model_lib.sha256_file(model_dir / name)
+        assert meta["artifacts"][name] == registry.sha256_file(model_dir / name)
 
 
 def test_registry_lists_both_files_with_checksums(model_dir: Path) -> None:
-    registry = model_lib.read_registry(model_dir)
-    assert set(registry) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
-    for name, entry in registry.items():
-        assert entry["sha256"] == model_lib.sha256_file(model_dir / name)
+    entries = registry.read_registry(model_dir)
+    assert set(entries) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
+    for name, entry in entries.items():
+        assert entry["sha256"] == registry.sha256_file(model_dir / name)
 
 
 def test_saving_twice_keeps_one_registry_entry_per_file(
-    model_dir: Path, small_result: model_lib.TrainResult
+    model_dir: Path, small_result: training.TrainResult
 ) -> None:
-    model_lib.save_model(small_result, model_dir, "campaign_model_v2")
-    assert len(model_lib.read_registry(model_dir)) == 4
+    training.save_model(small_result, model_dir, "campaign_model_v2")
+    assert len(registry.read_registry(model_dir)) == 4
 
 
 def test_tampered_pickle_is_never_unpickled(model_dir: Path, tmp_path: Path) -> None:
@@ -117,20 +114,20 @@ def test_tampered_pickle_is_never_unpickled(model_dir: Path, tmp_path: Path) -> 
 
     (model_dir / "campaign_model_v1.pkl").write_bytes(pickle.dumps(Exploit()))
     with pytest.raises(ModelError, match="checksum"):
-        model_lib.load_model("campaign_model_v1.pkl", model_dir)
+        registry.load_model("campaign_model_v1.pkl", model_dir)
     assert not marker.exists()
 
 
 def test_unregistered_file_is_refused(model_dir: Path) -> None:
     shutil.copy(model_dir / "campaign_model_v1.cbm", model_dir / "copy.cbm")
     with pytest.raises(ModelError, match="not registered"):
-        model_lib.load_model("copy.cbm", model_dir)
+        registry.load_model("copy.cbm", model_dir)
 
 
 def test_missing_file_is_refused(model_dir: Path) -> None:
     (model_dir / "campaign_model_v1.cbm").unlink()
     with pytest.raises(ModelError, match="missing"):
-        model_lib.load_model("campaign_model_v1.cbm", model_dir)
+        registry.load_model("campaign_model_v1.cbm", model_dir)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +151,7 @@ def test_missing_file_is_refused(model_dir: Path) -> None:
 )
 def test_hostile_paths_are_refused(model_dir: Path, path: str, message: str) -> None:
     with pytest.raises(ModelError, match=message):
-        model_lib.resolve_artifact(path, model_dir)
+        registry.resolve_artifact(path, model_dir)
 
 
 def test_symlink_out_of_the_model_directory_is_refused(model_dir: Path, tmp_path_factory) -> None:
@@ -162,7 +159,7 @@ def test_symlink_out_of_the_model_directory_is_refused(model_dir: Path, tmp_path
     outside.write_bytes(b"x")
     (model_dir / "link.pkl").symlink_to(outside)
     with pytest.raises(ModelError, match="outside"):
-        model_lib.resolve_artifact("link.pkl", model_dir)
+        registry.resolve_artifact("link.pkl", model_dir)
 
 
 def _run_cli(
@@ -176,7 +173,7 @@ def _run_cli(
 def test_train_cli_prints_the_seed_lines(tmp_path: Path) -> None:
     out = _run_cli(
         "-m",
-        "lib.model",
+        "lib.training",
         "--n-rows",
         "2000",
         "--iterations",
@@ -201,7 +198,7 @@ def test_train_cli_single_class_data_fails_with_one_line(tmp_path: Path) -> None
     data.to_parquet(tmp_path / "one_class.parquet")
     out = _run_cli(
         "-m",
-        "lib.model",
+        "lib.training",
         "--training-data",
         str(tmp_path / "one_class.parquet"),
         "--model-dir",

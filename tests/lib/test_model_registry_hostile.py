@@ -14,16 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from lib import model as model_lib
+from lib import registry, training
 from lib.data import generate_users
 from lib.errors import ModelError
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    result = model_lib.train_model(generate_users(600, seed=3, labelled=True), iterations=10)
+    result = training.train_model(generate_users(600, seed=3, labelled=True), iterations=10)
     directory = tmp_path_factory.mktemp("registry")
-    model_lib.save_model(result, directory)
+    training.save_model(result, directory)
     return directory
 
 
@@ -43,8 +43,8 @@ def edit_entry(models: Path, name: str, change: Callable[[dict], object]) -> Non
 
 
 def test_registry_records_each_files_size(models: Path) -> None:
-    registry = model_lib.read_registry(models)
-    for name, entry in registry.items():
+    entries = registry.read_registry(models)
+    for name, entry in entries.items():
         assert entry["size"] == (models / name).stat().st_size
 
 
@@ -68,27 +68,27 @@ def test_registry_records_each_files_size(models: Path) -> None:
 def test_malformed_registry_entry_is_a_model_error(models: Path, change, message: str) -> None:
     edit_entry(models, "campaign_model_v1.pkl", change)
     with pytest.raises(ModelError, match=message):
-        model_lib.resolve_artifact("campaign_model_v1.pkl", models)
+        registry.resolve_artifact("campaign_model_v1.pkl", models)
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", '"a string"', "\xff\xfe"])
 def test_corrupt_metadata_sidecar_is_a_model_error(models: Path, text: str) -> None:
     (models / "campaign_model_v1.json").write_bytes(text.encode("latin-1"))
     with pytest.raises(ModelError, match="metadata"):
-        model_lib.resolve_artifact("campaign_model_v1.cbm", models)
+        registry.resolve_artifact("campaign_model_v1.cbm", models)
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"artifacts": 3}', "[]", '{"other": {}}'])
 def test_corrupt_registry_is_a_model_error(models: Path, text: str) -> None:
     (models / "registry.json").write_text(text)
     with pytest.raises(ModelError):
-        model_lib.resolve_artifact("campaign_model_v1.cbm", models)
+        registry.resolve_artifact("campaign_model_v1.cbm", models)
 
 
 def test_pickle_registered_as_catboost_is_refused_by_format(models: Path) -> None:
     edit_entry(models, "campaign_model_v1.pkl", lambda e: {**e, "format": "catboost"})
     with pytest.raises(ModelError, match="must be 'pickle'"):
-        model_lib.resolve_artifact("campaign_model_v1.pkl", models)
+        registry.resolve_artifact("campaign_model_v1.pkl", models)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +97,7 @@ def test_pickle_registered_as_catboost_is_refused_by_format(models: Path) -> Non
 def test_bytes_of_the_other_format_are_a_model_error(models: Path, name: str, fmt: str) -> None:
     data = (models / name).read_bytes()
     with pytest.raises(ModelError, match="wrong format"):
-        model_lib.model_from_bytes(data, fmt)
+        registry.model_from_bytes(data, fmt)
 
 
 @pytest.mark.parametrize("name", ["campaign_model_v1.pkl", "campaign_model_v1.cbm"])
@@ -108,10 +108,10 @@ def test_truncated_model_registered_as_such_is_a_model_error(models: Path, name:
     edit_entry(
         models,
         name,
-        lambda e: {**e, "sha256": model_lib.sha256_file(path), "size": path.stat().st_size},
+        lambda e: {**e, "sha256": registry.sha256_file(path), "size": path.stat().st_size},
     )
     with pytest.raises(ModelError, match="truncated"):
-        model_lib.load_model(name, models)
+        registry.load_model(name, models)
 
 
 def test_oversized_file_in_place_of_a_model_is_refused_without_reading_it_whole(
@@ -139,15 +139,15 @@ def test_oversized_file_in_place_of_a_model_is_refused_without_reading_it_whole(
 
     monkeypatch.setattr("builtins.open", counting_open)
     with pytest.raises(ModelError, match="larger than its registered size"):
-        model_lib.resolve_artifact("campaign_model_v1.cbm", models)
+        registry.resolve_artifact("campaign_model_v1.cbm", models)
     assert sum(chunks) <= registered + (1 << 20)  # stopped within one chunk past the size
 
 
 def test_saved_files_have_the_default_mode_not_mkstemps_0600(tmp_path: Path) -> None:
-    result = model_lib.train_model(generate_users(300, seed=1, labelled=True), iterations=3)
+    result = training.train_model(generate_users(300, seed=1, labelled=True), iterations=3)
     old = os.umask(0o022)
     try:
-        model_lib.save_model(result, tmp_path)
+        training.save_model(result, tmp_path)
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}

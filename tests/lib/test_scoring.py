@@ -8,7 +8,7 @@ import pytest
 
 from lib import schema
 from lib.data import generate_users
-from lib.model import load_model, resolve_artifact
+from lib.registry import load_model, load_verified
 from lib.scoring import decile_column, score_arrow, score_pandas, score_spark
 
 
@@ -50,16 +50,8 @@ def test_empty_batch_gives_empty_typed_frame(users, model) -> None:
 def test_spark_wrapper_matches_catboost_exactly(
     spark, users, model, trained_model_dir: Path, model_file: str
 ) -> None:
-    artifact = resolve_artifact(model_file, trained_model_dir)
     frame = spark.createDataFrame(users).repartition(4)  # several batches and workers
-    scored = score_spark(
-        spark,
-        frame,
-        artifact.path.read_bytes(),
-        artifact.format,
-        artifact.sha256,
-        artifact.features,
-    ).toPandas()
+    scored = score_spark(frame, load_verified(model_file, trained_model_dir)).toPandas()
     merged = users.merge(scored, on=schema.USER_ID)
     assert len(merged) == len(users)
     expected = model.predict_proba(merged[list(schema.FEATURES)])[:, 1]

@@ -38,9 +38,18 @@ def test_environment_variables_override_defaults(
 
 def test_importing_lib_starts_no_spark_and_loads_no_catboost() -> None:
     code = (
-        "import sys, lib, lib.settings, lib.schema, lib.model, lib.data, lib.errors;"
+        "import sys, lib, lib.settings, lib.schema, lib.registry, lib.training, lib.data;"
         "heavy = [m for m in ('pyspark', 'catboost', 'sklearn') if m in sys.modules];"
         "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_registry_the_api_imports_loads_no_numpy_pandas_or_catboost() -> None:
+    code = (
+        "import sys, lib.registry, lib.contract, lib.api_client;"
+        "print([m for m in ('numpy', 'pandas', 'catboost', 'pyspark') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -3,8 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lib import model as model_lib
-from lib import schema
+from lib import registry, schema
 from lib.settings import Settings
 from tests.notebooks.conftest import executed_notebook
 
@@ -28,8 +27,8 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
         assert 0.7 < tb.value("roc_auc") <= 1.0
         assert tb.value("max_diff") == {".cbm": 0.0, ".pkl": 0.0}
         assert tb.value("result.features") == list(schema.FEATURES)
-    registry = model_lib.read_registry(isolated_settings.model_dir)
-    assert set(registry) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
+    entries = registry.read_registry(isolated_settings.model_dir)
+    assert set(entries) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
     assert not (isolated_settings.model_dir.parent / "notebooks" / "catboost_info").exists()
 
 

@@ -1,67 +1,53 @@
-"""Train, evaluate, save and safely load the campaign model (a CatBoost classifier).
+"""The model registry: the boundary between a model file on disk and code that loads it.
 
 Every saved artifact is listed in ``registry.json`` inside the model directory with its
-sha256. :func:`load_model` opens a file only if it lies inside that directory, is listed,
-and still has the listed checksum, so a swapped or hand-copied pickle is never unpickled.
+sha256 and size. :func:`resolve_artifact` and :func:`load_verified` open a file only if it
+lies inside that directory, is listed, and still has the listed size and checksum, so a
+swapped or hand-copied pickle is never unpickled.
+
+This module is what the config API imports to validate a campaign: it needs neither numpy,
+pandas nor CatBoost (CatBoost is imported only to rebuild a model from verified bytes).
+Training lives in :mod:`lib.training`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import pickle
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from lib import schema
-from lib.errors import InvalidInputError, ModelError, run_cli
-from lib.files import atomic_write_bytes, publish_file_mode
+from lib.errors import ModelError
+from lib.files import atomic_write_bytes
 from lib.settings import get_settings
 
-if TYPE_CHECKING:  # CatBoost is heavy: imported only where a model is trained or loaded
+if TYPE_CHECKING:  # CatBoost is heavy: imported only where a model is loaded
     from catboost import CatBoostClassifier
 
 __all__ = [
-    "DEFAULT_MODEL_NAME",
+    "MODEL_SUFFIXES",
+    "REGISTRY_NAME",
     "ModelArtifact",
-    "TrainResult",
-    "load_artifact",
+    "VerifiedModel",
+    "check_features",
+    "feature_mismatch",
     "load_model",
+    "load_verified",
     "model_from_bytes",
-    "predict_proba",
     "read_registry",
     "read_verified_bytes",
+    "register",
     "resolve_artifact",
-    "save_model",
     "sha256_file",
-    "train_model",
 ]
 
-DEFAULT_MODEL_NAME = "campaign_model_v1"
 MODEL_SUFFIXES = {".cbm": "catboost", ".pkl": "pickle"}
 REGISTRY_NAME = "registry.json"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """A fitted model and how it did on the held-out split."""
-
-    model: CatBoostClassifier
-    features: list[str]
-    metrics: dict[str, float]
-    train_rows: int
-    test_rows: int
-    test_labels: np.ndarray = field(repr=False)
-    test_scores: np.ndarray = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -77,69 +63,59 @@ class ModelArtifact:
     size: int | None = None  # bytes, as registered (older registries lack it)
 
 
-def train_model(
-    data: pd.DataFrame,
-    features: Sequence[str] = schema.FEATURES,
-    *,
-    label: str = schema.LABEL,
-    test_size: float = 0.2,
-    seed: int = 0,
-    iterations: int = 300,
-    depth: int = 5,
-    learning_rate: float = 0.08,
-) -> TrainResult:
-    """Fit a CatBoost classifier on a stratified split and score the held-out part."""
-    from catboost import CatBoostClassifier
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A registered model whose bytes were read once and matched the registry's sha256.
 
-    missing = [c for c in [*features, label] if c not in data.columns]
+    The job passes this one object around: the bytes that were checked are the bytes
+    that are deserialised here and shipped to Spark's workers.
+    """
+
+    artifact: ModelArtifact
+    data: bytes = field(repr=False)
+
+    @property
+    def sha256(self) -> str:
+        return self.artifact.sha256
+
+    @property
+    def format(self) -> str:
+        return self.artifact.format
+
+    @property
+    def features(self) -> list[str]:
+        return self.artifact.features
+
+    def load(self) -> CatBoostClassifier:
+        """The model itself (raises ModelError when the bytes are not a model)."""
+        return model_from_bytes(self.data, self.format)
+
+
+def feature_mismatch(features: Sequence[str], model_features: Sequence[str]) -> str | None:
+    """Why ``features`` are not exactly the model's inputs, or None when they are.
+
+    The one rule for "the campaign's features are the model's": the config API answers it
+    as a 422 on ``features``, the job as exit code 3.
+    """
+    missing = [f for f in model_features if f not in features]
+    unknown = [f for f in features if f not in model_features]
+    duplicated = sorted({f for f in features if list(features).count(f) > 1})
+    if not (missing or unknown or duplicated):
+        return None
+    parts = []
     if missing:
-        raise InvalidInputError(f"training data lacks columns: {', '.join(missing)}")
-    classes = sorted(data[label].unique().tolist())
-    if len(classes) != 2:
-        raise InvalidInputError(
-            f"training data needs both classes in '{label}', found only {classes}"
-        )
-    x_train, x_test, y_train, y_test = train_test_split(
-        data[list(features)],
-        data[label],
-        test_size=test_size,
-        random_state=seed,
-        stratify=data[label],
-    )
-    model = CatBoostClassifier(
-        iterations=iterations,
-        depth=depth,
-        learning_rate=learning_rate,
-        random_seed=seed,
-        verbose=False,
-        allow_writing_files=False,  # no catboost_info/ litter in the working directory
-        thread_count=-1,
-    )
-    model.fit(x_train, y_train, eval_set=(x_test, y_test))
-    scores = model.predict_proba(x_test)[:, 1]
-    metrics = {
-        "accuracy": float(accuracy_score(y_test, scores >= 0.5)),
-        "roc_auc": float(roc_auc_score(y_test, scores)),
-        "positive_rate": float(np.mean(data[label])),
-    }
-    return TrainResult(
-        model=model,
-        features=list(features),
-        metrics=metrics,
-        train_rows=len(x_train),
-        test_rows=len(x_test),
-        test_labels=y_test.to_numpy(),
-        test_scores=scores,
-    )
+        parts.append(f"missing {missing}")
+    if unknown:
+        parts.append(f"unknown to the model {unknown}")
+    if duplicated:
+        parts.append(f"listed twice {duplicated}")
+    return f"features must be the model's features {list(model_features)}: " + "; ".join(parts)
 
 
-def predict_proba(
-    model: CatBoostClassifier, data: pd.DataFrame, features: Sequence[str]
-) -> np.ndarray:
-    """Probability of the positive class, with the columns in the model's order."""
-    return model.predict_proba(data[list(features)])[:, 1].astype(np.float64)
+def check_features(features: Sequence[str], model_features: Sequence[str]) -> None:
+    """Raise ModelError (exit code 3) when ``features`` are not exactly the model's."""
+    if (problem := feature_mismatch(features, model_features)) is not None:
+        raise ModelError(problem)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -161,60 +137,14 @@ def read_registry(model_dir: str | os.PathLike[str] | None = None) -> dict[str, 
         raise ModelError(f"model registry {path} is unreadable: {err}") from err
 
 
-def save_model(
-    result: TrainResult,
-    model_dir: str | os.PathLike[str] | None = None,
-    name: str = DEFAULT_MODEL_NAME,
-    *,
-    extra_metadata: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Save the model natively (.cbm) and as the seed's pickle (.pkl), with metadata.
-
-    Both files are registered with their sha256 in ``registry.json``; the metadata JSON
-    records features (in order), metrics, versions and checksums.
-    """
-    import catboost
-
-    directory = Path(model_dir or get_settings().model_dir)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        cbm, pkl, meta = (directory / f"{name}{suffix}" for suffix in (".cbm", ".pkl", ".json"))
-        tmp_cbm = directory / f".{name}.cbm.tmp"
-        result.model.save_model(str(tmp_cbm), format="cbm")
-        publish_file_mode(tmp_cbm)
-        os.replace(tmp_cbm, cbm)
-        atomic_write_bytes(pkl, pickle.dumps(result.model, protocol=pickle.HIGHEST_PROTOCOL))
-    except OSError as err:
-        raise ModelError(f"cannot save the model in {directory}: {err.strerror or err}") from err
-    created_at = datetime.now(UTC).isoformat()
-    checksums = {path.name: sha256_file(path) for path in (cbm, pkl)}
-    sizes = {path.name: path.stat().st_size for path in (cbm, pkl)}
-    metadata = {
-        "model_name": name,
-        "features": result.features,
-        "metrics": result.metrics,
-        "catboost_version": catboost.__version__,
-        "training_rows": result.train_rows,
-        "test_rows": result.test_rows,
-        "created_at": created_at,
-        "artifacts": checksums,
-        **(extra_metadata or {}),
-    }
-    atomic_write_bytes(meta, json.dumps(metadata, indent=2).encode())
+def register(directory: Path, entries: Mapping[str, dict[str, Any]]) -> Path:
+    """Add or replace registry entries (file name -> entry) and write the registry atomically."""
     registry = read_registry(directory)
-    for path in (cbm, pkl):
-        registry[path.name] = {
-            "sha256": checksums[path.name],
-            "size": sizes[path.name],
-            "format": MODEL_SUFFIXES[path.suffix],
-            "model_name": name,
-            "features": result.features,
-            "metadata": meta.name,
-            "registered_at": created_at,
-        }
+    registry.update(entries)
     payload = {"artifacts": dict(sorted(registry.items()))}
-    atomic_write_bytes(directory / REGISTRY_NAME, json.dumps(payload, indent=2).encode())
-    return {"cbm": cbm, "pkl": pkl, "metadata": meta, "registry": directory / REGISTRY_NAME}
+    path = directory / REGISTRY_NAME
+    atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
+    return path
 
 
 def _registry_key(model_path: str, model_dir: Path) -> str:
@@ -415,46 +345,9 @@ def load_model(
     return load_artifact(resolve_artifact(model_path, model_dir))
 
 
-def _parser() -> argparse.ArgumentParser:
-    settings = get_settings()
-    parser = argparse.ArgumentParser(
-        prog="python -m lib.model", description="Train and register the campaign model."
-    )
-    parser.add_argument("--n-rows", type=int, default=20_000, help="training rows (default 20000)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the training data")
-    parser.add_argument("--iterations", type=int, default=300, help="boosting iterations")
-    parser.add_argument(
-        "--training-data",
-        type=Path,
-        default=None,
-        help="labelled Parquet to train on (default: generate --n-rows rows)",
-    )
-    parser.add_argument("--model-dir", type=Path, default=settings.model_dir)
-    parser.add_argument("--name", default=DEFAULT_MODEL_NAME, help="artifact base name")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from lib.data import generate_users
-
-    args = _parser().parse_args(argv)
-    if args.training_data is not None:
-        if not args.training_data.is_file():
-            raise InvalidInputError(f"training data not found: {args.training_data}")
-        data = pd.read_parquet(args.training_data)
-    else:
-        if args.n_rows <= 1:
-            raise InvalidInputError(f"--n-rows must be at least 2, got {args.n_rows}")
-        data = generate_users(args.n_rows, args.seed, labelled=True)
-    result = train_model(data, iterations=args.iterations)
-    paths = save_model(result, args.model_dir, args.name)
-    print(f"Model accuracy: {result.metrics['accuracy']:.3f}")
-    print(f"ROC AUC: {result.metrics['roc_auc']:.3f}")
-    print(f"✅ Model saved to {paths['pkl']} (native: {paths['cbm']})")
-    print(f"Registry: {paths['registry']}")
-    print(f"Required features: {result.features}")
-    return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)
+def load_verified(
+    model_path: str, model_dir: str | os.PathLike[str] | None = None
+) -> VerifiedModel:
+    """Resolve a model path and read its bytes once, checked against size and sha256."""
+    artifact = resolve_artifact(model_path, model_dir, verify=False)
+    return VerifiedModel(artifact, read_verified_bytes(artifact))

@@ -1,6 +1,8 @@
-"""Where the job's predictions go on a local filesystem, without ever losing data.
+"""Where the job's predictions go: a local folder (atomic, locked), an object store, BigQuery.
 
-The rules (README, "Output safety"):
+A sink knows its target and how to write a finished predictions DataFrame there; the
+engine that computed the DataFrame does not. For local folders, the rules (README,
+"Output safety"):
 
 * The job writes only to a target that does not exist yet or that is **its own earlier
   output**: a symlink to a version folder in the target's ``.<name>.versions/`` sibling,
@@ -14,7 +16,8 @@ The rules (README, "Output safety"):
   dataset or the new one. Cleanup never removes the version the link points to.
 
 Spark writes the data itself; this module owns the folders around it. Object stores and
-BigQuery have no atomic rename: see lib.predict for those targets.
+BigQuery have no atomic rename and no lock: Spark's committer marks a finished folder with
+``_SUCCESS``, and the BigQuery connector loads a table in one job.
 """
 
 from __future__ import annotations
@@ -22,22 +25,31 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 from lib.errors import InvalidInputError
 from lib.files import atomic_write_bytes
 
 __all__ = [
     "MARKER_NAME",
+    "BigQuerySink",
+    "LocalParquetSink",
     "LocalTarget",
+    "ObjectStoreSink",
     "OutputBusyError",
+    "Sink",
+    "sink_for",
 ]
 
 MARKER_NAME = "_PREDICTIONS.json"  # a leading "_" hides it from Spark, pyarrow and DuckDB
@@ -208,3 +220,95 @@ def _read_holder(handle: Any) -> str:
     except OSError:
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""
+
+
+# ---- sinks: what the job writes through ------------------------------------------------------
+BIGQUERY_PREFIX = "bigquery:"
+BIGQUERY_TABLE = re.compile(r"^bigquery:([\w-]+\.)?\w+\.[\w$-]+$")
+
+
+class Sink(Protocol):
+    """A place predictions are written to; engines hand it a finished DataFrame."""
+
+    target: str
+
+    def check(self, input_path: str) -> None:
+        """Refuse before any work when the target cannot or must not be written."""
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Held for the whole job (a lock, where the target has one)."""
+
+    def write(self, predictions: DataFrame, *, campaign_id: int, run_id: int) -> None:
+        """Write the predictions; readers see the old output or the new one."""
+
+
+class LocalParquetSink:
+    """A local (or mounted) folder: staging, then one atomic publish; one run at a time."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.local = LocalTarget(target)
+
+    def check(self, input_path: str) -> None:
+        self.local.check(input_path)
+
+    def hold(self) -> AbstractContextManager[None]:
+        return self.local.lock()
+
+    def write(self, predictions: DataFrame, *, campaign_id: int, run_id: int) -> None:
+        staging = self.local.new_staging(f"run{run_id}")
+        try:
+            predictions.write.mode("errorifexists").parquet(str(staging))
+            self.local.publish(staging, marker={"campaign_id": campaign_id, "run_id": run_id})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+class ObjectStoreSink:
+    """``gs://``, ``s3a://``, ``hdfs://``: no atomic rename; ``_SUCCESS`` marks completion."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def check(self, input_path: str) -> None:
+        if input_path.rstrip("/") == self.target.rstrip("/"):
+            raise InvalidInputError(f"output {self.target} is the input itself")
+
+    def hold(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def write(self, predictions: DataFrame, *, campaign_id: int, run_id: int) -> None:
+        predictions.write.mode("overwrite").parquet(self.target)
+
+
+class BigQuerySink:
+    """``bigquery:[project.]dataset.table`` through the spark-bigquery connector."""
+
+    def __init__(self, target: str) -> None:
+        if not BIGQUERY_TABLE.match(target):
+            raise InvalidInputError(
+                f"BigQuery output must look like bigquery:project.dataset.table, not {target!r}"
+            )
+        self.target = target
+        self.table = target.removeprefix(BIGQUERY_PREFIX)
+
+    def check(self, input_path: str) -> None:
+        return None
+
+    def hold(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+    def write(self, predictions: DataFrame, *, campaign_id: int, run_id: int) -> None:
+        # The connector loads into BigQuery in one job: the table changes all at once.
+        predictions.write.format("bigquery").option("table", self.table).option(
+            "writeMethod", "direct"
+        ).mode("overwrite").save()
+
+
+def sink_for(target: str) -> LocalParquetSink | ObjectStoreSink | BigQuerySink:
+    """The sink a ``--output`` value names (raises InvalidInputError for a malformed one)."""
+    if target.startswith(BIGQUERY_PREFIX):
+        return BigQuerySink(target)
+    if "://" in target:
+        return ObjectStoreSink(target)
+    return LocalParquetSink(target)

@@ -1,0 +1,88 @@
+"""The config API's wire contract: one home for what the API, its client and callers share.
+
+The API (``api.schemas``) builds its response models on these classes and the client
+(``lib.api_client``) reads answers with them, so a field is spelled once. Scripts, bench,
+tests and notebooks take the seed campaign, the id bounds and the default URL from here.
+``lib`` never imports ``api``: the dependency points from the API to this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal, get_args
+
+from pydantic import BaseModel, Field
+
+from lib import schema
+
+__all__ = [
+    "DEFAULT_CONFIG_API_URL",
+    "MAX_ID",
+    "RUN_STATUSES",
+    "CampaignFields",
+    "RunFields",
+    "RunStatus",
+    "seed_campaign",
+]
+
+# Ids are INTEGER columns on SQLite and PostgreSQL: the API and the job bound them alike.
+MAX_ID: Final = 2**31 - 1
+
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
+RUN_STATUSES: Final[tuple[str, ...]] = get_args(RunStatus)
+ACTIVE_RUN_STATUSES: Final[tuple[str, ...]] = ("queued", "running")
+
+DEFAULT_CONFIG_API_URL: Final = "http://localhost:8000"
+
+HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive
+
+
+def seed_campaign() -> dict[str, Any]:
+    """The original project's example campaign (README, demo, notebook 03, bench, tests).
+
+    Its features are the model's, from :mod:`lib.schema`: adding a feature column there
+    changes the seed body too.
+    """
+    return {
+        "name": "Black Friday Campaign",
+        "model_path": "models/campaign_model_v1.pkl",
+        "audience_filter": "country='US' AND age > 25",
+        "features": list(schema.FEATURES),
+    }
+
+
+class CampaignFields(BaseModel):
+    """A campaign as the API answers it."""
+
+    id: int
+    name: str
+    model_path: str
+    audience_filter: str | None
+    features: list[str]
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+HEARTBEAT_DESCRIPTION: Final = (
+    "When the job last reported that it is alive (UTC; any offset is converted). The "
+    f"scoring job PATCHes it about every {HEARTBEAT_SECONDS:.0f} s while it runs; null clears it."
+)
+
+
+class RunFields(BaseModel):
+    """A scoring run as the API answers it (``stale`` is added by each side: see below)."""
+
+    id: int
+    campaign_id: int
+    status: RunStatus
+    started_at: datetime | None
+    finished_at: datetime | None
+    input_rows: int | None
+    audience_size: int | None
+    scored_rows: int | None
+    output_path: str | None
+    model_sha256: str | None
+    error_message: str | None
+    created_at: datetime
+    heartbeat_at: datetime | None = Field(default=None, description=HEARTBEAT_DESCRIPTION)

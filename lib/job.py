@@ -1,0 +1,297 @@
+"""The scoring job's flow, whatever engine does the heavy work.
+
+    fetch the campaign → active? → filter valid? → model registered and intact → features
+    are the model's → input footers → run record "running" (+ heartbeat) → the engine
+    reads, filters, scores and writes through the sink → run record "succeeded" / "failed"
+
+An :class:`Engine` (Spark today: :mod:`lib.spark_engine`; Spark Connect plugs in the same
+way) gets one :class:`ScoringTask` and returns :class:`EngineStats`; everything else,
+including every check a user can fail, happens here once for all engines.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from lib import schema
+from lib.api_client import Campaign, ConfigApiClient
+from lib.audience import AudienceFilter, parse_filter
+from lib.contract import HEARTBEAT_SECONDS
+from lib.errors import CampaignInactiveError, PipelineError
+from lib.inputs import check_local_input
+from lib.registry import VerifiedModel, check_features, load_verified
+from lib.settings import get_settings
+from lib.sinks import Sink, sink_for
+
+__all__ = [
+    "Echo",
+    "Engine",
+    "EngineStats",
+    "JobResult",
+    "JobSpec",
+    "ScoringTask",
+    "Timer",
+    "run_job",
+]
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to score and where: one campaign, its input, its output, the API, the models."""
+
+    campaign_id: int
+    config_api_url: str
+    input_path: str
+    output_path: str
+    model_dir: Path | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        campaign_id: int,
+        *,
+        config_api_url: str | None = None,
+        input_path: str | Path | None = None,
+        output_path: str | Path | None = None,
+        model_dir: str | Path | None = None,
+    ) -> JobSpec:
+        """Fill what is not given from the settings (environment variables)."""
+        settings = get_settings()
+        return cls(
+            campaign_id=campaign_id,
+            config_api_url=config_api_url or settings.config_api_url,
+            input_path=str(input_path or settings.users_path),
+            output_path=str(output_path or settings.prediction_path(campaign_id)),
+            model_dir=Path(model_dir) if model_dir else None,
+        )
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """Everything an engine needs, already checked: it only reads, scores and writes."""
+
+    campaign: Campaign
+    run_id: int
+    audience: AudienceFilter | None
+    model: VerifiedModel
+    input_path: str
+    needed_columns: tuple[str, ...]
+    known_input_rows: int | None  # from local Parquet footers; None for remote inputs
+    sink: Sink
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """What the engine measured while scoring (one pass over the audience)."""
+
+    input_rows: int
+    audience_size: int
+    mean_score: float | None
+    decile_cut_points: list[float]
+
+
+class Timer:
+    """Wall-clock seconds per stage, for the notebook's "where did the time go"."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 3)
+
+
+class Engine(Protocol):
+    """A compute engine for the job (Spark classic; Spark Connect is the next)."""
+
+    def check_sink(self, sink: Sink, timer: Timer) -> None:
+        """Refuse a sink the engine cannot write to (a missing connector) before any work."""
+
+    def score(self, task: ScoringTask, echo: Echo, timer: Timer) -> EngineStats:
+        """Read, check, filter, score, measure and write through ``task.sink``."""
+
+
+@dataclass
+class JobResult:
+    """What a run did; JSON-friendly (notebook 04 and the run record read it)."""
+
+    campaign_id: int
+    campaign_name: str
+    run_id: int | None
+    input_path: str
+    output_path: str
+    model_path: str
+    model_sha256: str
+    audience_filter: str | None
+    input_rows: int
+    audience_size: int
+    mean_score: float | None
+    decile_cut_points: list[float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def audience_share(self) -> float:
+        return self.audience_size / self.input_rows if self.input_rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "audience_share": self.audience_share}
+
+
+def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
+    """Score one campaign's audience with ``engine`` and record the run; see the module doc."""
+    timer = Timer()
+    sink = sink_for(spec.output_path)
+    sink.check(spec.input_path)  # someone else's data, or the input itself: refuse now
+
+    # One run per local target at a time, for the whole job: the lock is taken before the
+    # run record exists, so a refused second run leaves no trace but its one-line error.
+    with sink.hold():
+        echo("🚀 SPARK PREDICTION JOB STARTING")
+        url = f"{spec.config_api_url.rstrip('/')}/campaigns/{spec.campaign_id}"
+        echo(f"📡 Fetching campaign config from: {url}")
+        with ConfigApiClient(spec.config_api_url) as api, timer.stage("fetch campaign"):
+            campaign = api.get_campaign(spec.campaign_id)
+            echo(f"✅ Loaded campaign: {campaign.name}")
+            run = api.create_run(spec.campaign_id, status="running", started_at=_now())
+        try:
+            with _Heartbeat(spec.config_api_url, spec.campaign_id, run.id):
+                task = _prepare(spec, campaign, run.id, sink, engine, echo, timer)
+                stats = engine.score(task, echo, timer)
+        except BaseException as err:
+            message = str(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {err}"
+            _record(spec, run.id, status="failed", finished_at=_now(), error_message=message)
+            raise
+    _record(
+        spec,
+        run.id,
+        status="succeeded",
+        finished_at=_now(),
+        input_rows=stats.input_rows,
+        audience_size=stats.audience_size,
+        scored_rows=stats.audience_size,
+        output_path=spec.output_path,
+        model_sha256=task.model.sha256,
+    )
+    echo("✅ JOB COMPLETED SUCCESSFULLY")
+    return JobResult(
+        campaign_id=campaign.id,
+        campaign_name=campaign.name,
+        run_id=run.id,
+        input_path=spec.input_path,
+        output_path=spec.output_path,
+        model_path=campaign.model_path,
+        model_sha256=task.model.sha256,
+        audience_filter=campaign.audience_filter,
+        input_rows=stats.input_rows,
+        audience_size=stats.audience_size,
+        mean_score=stats.mean_score,
+        decile_cut_points=stats.decile_cut_points,
+        timings=timer.timings,
+    )
+
+
+def _prepare(
+    spec: JobSpec,
+    campaign: Campaign,
+    run_id: int,
+    sink: Sink,
+    engine: Engine,
+    echo: Echo,
+    timer: Timer,
+) -> ScoringTask:
+    """Every check a user can fail, in the order that fails fastest, before the engine works."""
+    if not campaign.is_active:
+        raise CampaignInactiveError(
+            f"campaign {campaign.id} ({campaign.name}) is inactive; activate it to score"
+        )
+    # The stored text is checked again: it may have been written to the database directly.
+    audience = parse_filter(campaign.audience_filter)
+
+    echo(f"📦 Loading model from: {campaign.model_path}")
+    with timer.stage("load model"):
+        # The registry check, then one read of the bytes that are hashed, shipped to the
+        # workers and deserialised here first, so a broken model fails before any engine work.
+        model = load_verified(campaign.model_path, spec.model_dir)
+        model.load()
+    check_features(campaign.features, model.features)
+
+    echo(f"📊 Reading user data from: {spec.input_path}")
+    filter_columns = sorted(audience.columns) if audience else []
+    needed = tuple(dict.fromkeys([schema.USER_ID, *model.features, *filter_columns]))
+    known_rows = check_local_input(spec.input_path, needed)
+    engine.check_sink(sink, timer)
+    return ScoringTask(
+        campaign=campaign,
+        run_id=run_id,
+        audience=audience,
+        model=model,
+        input_path=spec.input_path,
+        needed_columns=needed,
+        known_input_rows=known_rows,
+        sink=sink,
+        scored_at=datetime.now(UTC),
+    )
+
+
+class _Heartbeat:
+    """Tells the config API every HEARTBEAT_SECONDS that the run is alive.
+
+    A job killed without warning (OOM killer, ``kill -9``, a lost node) cannot record its
+    failure; its run then stops beating and the API shows it as stale instead of running
+    forever. A missed beat is not an error: the job's own outcome is what matters.
+    """
+
+    interval = HEARTBEAT_SECONDS
+
+    def __init__(self, api_url: str, campaign_id: int, run_id: int) -> None:
+        self.api_url, self.campaign_id, self.run_id = api_url, campaign_id, run_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-run-{run_id}")
+        self._thread.daemon = True  # never keeps a dying process alive
+
+    def _beat(self) -> None:
+        with ConfigApiClient(self.api_url, retries=0, timeout=5.0) as api:
+            while not self._stop.wait(self.interval):
+                try:
+                    api.update_run(self.campaign_id, self.run_id, heartbeat_at=_now())
+                except PipelineError:
+                    continue
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _record(spec: JobSpec, run_id: int, **fields: Any) -> None:
+    """Update the run record; a failure to record must not hide the job's own outcome."""
+    if isinstance(fields.get("error_message"), str):
+        fields["error_message"] = fields["error_message"][:10_000]
+    try:
+        with ConfigApiClient(spec.config_api_url, retries=2) as api:
+            api.update_run(spec.campaign_id, run_id, **fields)
+    except PipelineError as err:
+        import sys
+
+        print(f"⚠️ could not record run {run_id}: {err}", file=sys.stderr)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

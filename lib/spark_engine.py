@@ -1,0 +1,236 @@
+"""The Spark engine of the scoring job: read, check, filter, score, measure, write.
+
+Used by :func:`lib.job.run_job` through the :class:`lib.job.Engine` protocol. The session
+is passed in (notebook 04, tests) or started once, lazily, by :func:`lib.spark.build_spark`.
+The output projection is a pure DataFrame → DataFrame function (:func:`prediction_frame`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lib import schema
+from lib.audience import to_spark_column
+from lib.errors import InvalidInputError, PipelineError
+from lib.inputs import check_columns
+from lib.job import Echo, EngineStats, ScoringTask, Timer
+from lib.sinks import BigQuerySink, Sink
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+__all__ = ["SparkEngine", "check_input_columns", "prediction_frame"]
+
+BIGQUERY_CLASS = "com.google.cloud.spark.bigquery.BigQueryRelationProvider"
+QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
+
+
+class SparkEngine:
+    """Scores with PySpark; starts its own session only when none is given."""
+
+    def __init__(self, spark: SparkSession | None = None, master: str | None = None) -> None:
+        self._spark = spark
+        self._master = master
+
+    def session(self, timer: Timer) -> SparkSession:
+        if self._spark is None:
+            with timer.stage("start spark"):
+                self._spark = _start_spark(self._master)
+        return self._spark
+
+    def check_sink(self, sink: Sink, timer: Timer) -> None:
+        if isinstance(sink, BigQuerySink):
+            _check_bigquery_connector(self.session(timer))
+
+    def score(self, task: ScoringTask, echo: Echo, timer: Timer) -> EngineStats:
+        from pyspark.sql import functions as F
+        from pyspark.storagelevel import StorageLevel
+
+        from lib.scoring import score_spark
+
+        spark = self.session(timer)
+        with timer.stage("read"), _input_errors(task.input_path):
+            users = _read_users(spark, task.input_path)
+            check_input_columns(users, task.needed_columns)
+            # Local Parquet footers already gave the row count; remote inputs take one job.
+            known = task.known_input_rows
+            input_rows = known if known is not None else users.count()
+        echo(f"✅ Loaded {input_rows:,} users")
+        text = task.campaign.audience_filter
+        echo(f"🎯 Applying audience filter: {text or '(none: every user)'}")
+
+        with timer.stage("filter + score"), _input_errors(task.input_path):
+            # Scores are computed once, in one Spark job that also yields the audience size,
+            # the mean, the decile boundaries and the id checks; cached for the write.
+            scored = score_spark(users.filter(to_spark_column(task.audience)), task.model)
+            scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+            stats = scored.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.count(schema.USER_ID).alias("ids"),
+                F.count_distinct(schema.USER_ID).alias("distinct_ids"),
+                F.avg(schema.SCORE).alias("mean"),
+                F.percentile_approx(
+                    schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
+                ).alias("cuts"),
+            ).first()
+        try:
+            audience_size = int(stats["n"])
+            _check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
+            cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
+            share = audience_size / input_rows if input_rows else 0.0
+            echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
+            echo("🤖 Generating predictions...")
+            predictions = prediction_frame(
+                scored,
+                campaign_id=task.campaign.id,
+                run_id=task.run_id,
+                model_sha256=task.model.sha256,
+                scored_at=task.scored_at,
+                cut_points=cut_points,
+            )
+            echo(f"💾 Writing predictions to: {task.sink.target}")
+            with timer.stage("write"), _input_errors(task.input_path):
+                task.sink.write(predictions, campaign_id=task.campaign.id, run_id=task.run_id)
+        finally:
+            scored.unpersist()
+        return EngineStats(
+            input_rows=input_rows,
+            audience_size=audience_size,
+            mean_score=float(stats["mean"]) if audience_size else None,
+            decile_cut_points=cut_points,
+        )
+
+
+def prediction_frame(
+    scored: DataFrame,
+    *,
+    campaign_id: int,
+    run_id: int,
+    model_sha256: str,
+    scored_at: datetime,
+    cut_points: Sequence[float],
+) -> DataFrame:
+    """The output contract (lib.schema.PREDICTION_SCHEMA) from ``user_id, prediction_score``."""
+    from pyspark.sql import functions as F
+
+    from lib.scoring import decile_column
+
+    return scored.select(
+        F.col(schema.USER_ID).cast("long"),
+        F.lit(campaign_id).cast("long").alias(schema.CAMPAIGN_ID),
+        F.col(schema.SCORE).cast("double"),
+        decile_column(F.col(schema.SCORE), cut_points).alias(schema.DECILE),
+        F.lit(model_sha256).alias("model_sha256"),
+        F.lit(run_id).cast("long").alias("run_id"),
+        F.lit(scored_at).cast("timestamp").alias("scored_at"),
+    )
+
+
+def _spark_kind(typ: Any) -> str:
+    from pyspark.sql.types import (
+        ByteType,
+        CharType,
+        DecimalType,
+        DoubleType,
+        FloatType,
+        IntegerType,
+        LongType,
+        ShortType,
+        StringType,
+        VarcharType,
+    )
+
+    if isinstance(typ, ByteType | ShortType | IntegerType | LongType):
+        return "int"
+    if isinstance(typ, FloatType | DoubleType):
+        return "float"
+    if isinstance(typ, DecimalType):
+        return "decimal"
+    if isinstance(typ, StringType | VarcharType | CharType):
+        return "string"
+    return str(typ.simpleString())
+
+
+def check_input_columns(users: DataFrame, needed: Sequence[str]) -> None:
+    """The Spark input must have every needed column, of the kind the contract says."""
+    check_columns({f.name: _spark_kind(f.dataType) for f in users.schema.fields}, needed)
+
+
+def _read_users(spark: SparkSession, path: str) -> DataFrame:
+    from pyspark.errors import AnalysisException
+
+    try:
+        return spark.read.parquet(path)
+    except AnalysisException as err:
+        first = str(err).strip().splitlines()[0]
+        raise InvalidInputError(f"cannot read input {path}: {first}") from None
+
+
+# Spark's words for "the input files are damaged" (error classes and Parquet reader errors).
+_READ_FAILURES = (
+    "FAILED_READ_FILE",
+    "ParquetDecodingException",
+    "CANNOT_READ_FILE_FOOTER",
+    "is not a Parquet file",
+    "Can not read value",
+    "Could not read footer",
+    "CorruptedFile",
+)
+
+
+@contextmanager
+def _input_errors(source: str) -> Iterator[None]:
+    """Turn Spark's failure to read damaged input files into one line and exit code 2."""
+    try:
+        yield
+    except PipelineError:
+        raise
+    except Exception as err:
+        text = str(err)
+        if not any(marker in text for marker in _READ_FAILURES):
+            raise
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        cause = next((line for line in lines if "Exception:" in line), lines[0] if lines else "")
+        raise InvalidInputError(
+            f"cannot read input {source}: its data is damaged ({cause[:300]})"
+        ) from None
+
+
+def _check_ids(rows: int, ids: int, distinct_ids: int) -> None:
+    """Every scored user has an id, and each id once: the output is keyed by user_id."""
+    if ids < rows:
+        raise InvalidInputError(
+            f"input has {rows - ids:,} users without a user_id in the audience; "
+            "fix the input (every user needs an id)"
+        )
+    if distinct_ids < ids:
+        raise InvalidInputError(
+            f"input has {ids - distinct_ids:,} duplicate user_id rows in the audience; "
+            "each user must appear once (deduplicate the input)"
+        )
+
+
+def _check_bigquery_connector(spark: SparkSession) -> None:
+    """Fail before any work when the spark-bigquery connector is not on the classpath."""
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName(BIGQUERY_CLASS)  # type: ignore[union-attr]
+    except Exception:
+        raise InvalidInputError(
+            "BigQuery output needs the spark-bigquery connector on the classpath "
+            "(Dataproc runtimes ship it; elsewhere add it with --packages)"
+        ) from None
+
+
+def _start_spark(master: str | None) -> SparkSession:
+    from lib.spark import build_spark
+
+    try:
+        return build_spark("campaign-scoring", master)
+    except Exception as err:  # the JVM did not start: say what users can fix
+        if "JAVA_GATEWAY_EXITED" in str(err) or "Java gateway" in str(err):
+            message = "Spark could not start: is Java 17+ installed (java -version)?"
+            raise PipelineError(message) from None
+        raise
