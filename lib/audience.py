@@ -576,7 +576,7 @@ def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> int 
     if not number.is_finite():
         raise AudienceFilterError(f"'{text}' is not a finite number")
     if minus % 2:
-        number = -number
+        number = number.copy_negate()  # exact, and no decimal context to overflow (1e9999999)
     if not exponent:
         digits, scale = len(number.as_tuple().digits), -int(number.as_tuple().exponent)
         if max(digits, scale) > MAX_DECIMAL_DIGITS:
@@ -584,7 +584,7 @@ def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> int 
                 f"'{text}' has too many digits (at most {MAX_DECIMAL_DIGITS})"
             )
     whole = not exponent and "." not in text
-    if whole and minus >= 2 and abs(number) in (2**31, 2**63):
+    if whole and minus >= 2 and number.copy_abs() in (2**31, 2**63):
         # Spark SQL reads -2147483648 as the smallest INT; negating it again overflows.
         raise AudienceFilterError(f"'{text}' overflows when negated twice in Spark SQL")
     if kind == "int":

@@ -43,6 +43,7 @@ HOSTILE_FILTERS = [
     ("TRUE", "expected a condition"),
     ("age", "expected a condition"),
     ("monetary > 1e400", "finite"),
+    ("monetary > -1e9999999", "finite"),  # negating it raised decimal.Overflow
     ("age > 1e3", "whole number"),
     ("age > 99999999999999999999", "out of range"),
     ("age IS 5", "IS NULL"),
