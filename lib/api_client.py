@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from lib.contract import CampaignFields, RunFields
+from lib.contract import CampaignFields, RunFields, campaign_not_found
 from lib.errors import (
     ApiUnavailableError,
     CampaignNotFoundError,
+    InvalidInputError,
     PipelineError,
 )
 from lib.settings import get_settings
@@ -74,17 +75,26 @@ def _parse(adapter: Any, response: httpx.Response) -> Any:
 
 
 def _detail(response: httpx.Response) -> str:
-    """The API's message: a string, or FastAPI's list of field errors, as one line."""
+    """The API's message: a string, or FastAPI's list of field errors, as one line.
+
+    Whatever a server (or a proxy in front of it) sends, this returns a short string.
+    """
     try:
-        detail = response.json().get("detail", response.text)
+        body = response.json()
     except ValueError:
         return response.text.strip()[:300] or response.reason_phrase
+    detail = body.get("detail", body) if isinstance(body, dict) else body
     if isinstance(detail, list):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', [])[1:]) or 'request'}: {item.get('msg')}"
-            for item in detail
-        )
-    return str(detail)
+        parts = []
+        for item in detail[:20]:
+            if isinstance(item, dict):
+                loc = item.get("loc")
+                where = ".".join(str(p) for p in loc[1:]) if isinstance(loc, list) else ""
+                parts.append(f"{where or 'request'}: {item.get('msg')}")
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)[:1000]
+    return str(detail)[:1000]
 
 
 class ConfigApiClient:
@@ -99,6 +109,14 @@ class ConfigApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = (base_url or get_settings().config_api_url).rstrip("/")
+        try:
+            httpx.URL(self.base_url)
+        except httpx.InvalidURL as err:
+            raise InvalidInputError(f"config API URL {self.base_url!r} is invalid: {err}") from None
+        if httpx.URL(self.base_url).scheme not in ("http", "https"):
+            raise InvalidInputError(
+                f"config API URL must start with http:// or https://, not {self.base_url!r}"
+            )
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -128,6 +146,11 @@ class ConfigApiClient:
             raise ApiUnavailableError(
                 f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"
             ) from None
+        except httpx.HTTPError as err:  # an answer httpx cannot decode (bad gzip, ...)
+            raise ApiUnavailableError(
+                f"config API at {self.base_url} sent an unreadable answer to {method} {path} "
+                f"({type(err).__name__}: {err})"
+            ) from None
         if response.status_code >= 500:
             raise ApiUnavailableError(
                 f"config API at {self.base_url} failed with {response.status_code} on "
@@ -148,8 +171,15 @@ class ConfigApiClient:
         try:
             response = self._request("GET", f"/campaigns/{campaign_id}")
         except ApiError as err:
-            if err.status_code == 404:
+            # Only the API's own answer means "no such campaign"; a 404 for the route itself
+            # (a wrong base URL, a proxy) is a misconfigured URL, exit code 6.
+            if err.status_code == 404 and err.detail == campaign_not_found(campaign_id):
                 raise CampaignNotFoundError(f"campaign {campaign_id} does not exist") from None
+            if err.status_code == 404:
+                raise ApiUnavailableError(
+                    f"config API at {self.base_url} answered 404 ({err.detail}) for "
+                    f"/campaigns/{campaign_id}: is this the API's base URL?"
+                ) from None
             raise
         return _parse(Campaign, response)
 
@@ -167,7 +197,8 @@ class ConfigApiClient:
             params["is_active"] = str(is_active).lower()
         response = self._request("GET", "/campaigns/", params=params)
         total = response.headers.get("X-Total-Count", "")
-        return list(_parse(_CAMPAIGNS, response)), int(total) if total.isdigit() else None
+        count = int(total) if total.isascii() and total.isdigit() else None
+        return list(_parse(_CAMPAIGNS, response)), count
 
     def iter_campaigns(
         self, *, is_active: bool | None = None, page_size: int = 100

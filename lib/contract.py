@@ -22,6 +22,7 @@ __all__ = [
     "CampaignFields",
     "RunFields",
     "RunStatus",
+    "campaign_not_found",
     "seed_campaign",
 ]
 
@@ -35,6 +36,11 @@ ACTIVE_RUN_STATUSES: Final[tuple[str, ...]] = ("queued", "running")
 DEFAULT_CONFIG_API_URL: Final = "http://localhost:8000"
 
 HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive
+
+
+def campaign_not_found(campaign_id: int) -> str:
+    """The API's 404 message for an unknown campaign; the client tells it from other 404s."""
+    return f"Campaign {campaign_id} not found"
 
 
 def seed_campaign() -> dict[str, Any]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
-__all__ = ["atomic_write_bytes", "default_file_mode", "publish_file_mode"]
+__all__ = ["atomic_write_bytes", "default_file_mode", "local_path", "publish_file_mode"]
 
 
 def default_file_mode() -> int:
@@ -39,3 +40,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def local_path(target: str) -> str | None:
+    """The filesystem path of a local target (a plain path or a ``file:`` URI), else None.
+
+    ``file:///data/out`` is a local folder like ``/data/out``, and gets the same checks and
+    the same atomic publish; ``gs://``, ``s3a://``, ``hdfs://`` and ``bigquery:`` are not.
+    """
+    from lib.errors import InvalidInputError
+
+    if target.startswith("file:"):
+        parsed = urlparse(target)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidInputError(f"file: URI must name a local path, not host {parsed.netloc!r}")
+        return unquote(parsed.path)
+    if target.startswith("bigquery:") or "://" in target:
+        return None
+    return target

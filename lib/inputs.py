@@ -12,6 +12,7 @@ from typing import Any
 
 from lib import schema
 from lib.errors import InvalidInputError
+from lib.files import local_path
 
 __all__ = ["arrow_kind", "check_columns", "check_local_input"]
 
@@ -69,12 +70,16 @@ def check_local_input(path: str, needed: Sequence[str]) -> int | None:
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    if "://" in path:
+    local = local_path(path)
+    if local is None:
         return None
+    path = local
     if not Path(path).exists():
         raise InvalidInputError(f"input not found: {path} (run `python -m lib.data` first)")
     try:
-        dataset = ds.dataset(path, format="parquet")
+        # Hive-style folders (country=US/part-0.parquet) carry columns in their names;
+        # Spark reads them as columns, so the check must too.
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
         fragments = list(dataset.get_fragments())
         if not fragments:
             raise InvalidInputError(f"input {path} holds no Parquet files")

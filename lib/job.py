@@ -24,7 +24,7 @@ from lib import schema
 from lib.api_client import Campaign, ConfigApiClient
 from lib.audience import AudienceFilter, parse_filter
 from lib.contract import HEARTBEAT_SECONDS
-from lib.errors import CampaignInactiveError, PipelineError
+from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
 from lib.settings import get_settings
@@ -42,6 +42,10 @@ __all__ = [
 ]
 
 Echo = Callable[[str], None]
+
+# Set by a signal handler (lib.predict's SIGTERM): whatever exception the interrupted call
+# then raises (py4j wraps it in its own), the job reports and records "stopped by signal".
+STOP_REQUESTED = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class Timer:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
+        if STOP_REQUESTED.is_set():  # a stop asked for between stages takes effect here
+            raise JobInterruptedError("stopped by signal SIGTERM")
         started = time.perf_counter()
         try:
             yield
@@ -154,7 +160,7 @@ class JobResult:
 def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
     """Score one campaign's audience with ``engine`` and record the run; see the module doc."""
     timer = Timer()
-    sink = sink_for(spec.output_path)
+    sink = sink_for(spec.output_path, spec.campaign_id)
     sink.check(spec.input_path)  # someone else's data, or the input itself: refuse now
 
     # One run per local target at a time, for the whole job: the lock is taken before the
@@ -172,8 +178,14 @@ def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
                 task = _prepare(spec, campaign, run.id, sink, engine, echo, timer)
                 stats = engine.score(task, echo, timer)
         except BaseException as err:
-            message = str(err) if isinstance(err, PipelineError) else f"{type(err).__name__}: {err}"
+            stopped = _stop_reason(err)
+            if isinstance(err, PipelineError):
+                message = str(err)
+            else:
+                message = stopped or f"{type(err).__name__}: {err}"
             _record(spec, run.id, status="failed", finished_at=_now(), error_message=message)
+            if stopped and not isinstance(err, JobInterruptedError):
+                raise JobInterruptedError(stopped) from None
             raise
     _record(
         spec,
@@ -183,7 +195,7 @@ def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
         input_rows=stats.input_rows,
         audience_size=stats.audience_size,
         scored_rows=stats.audience_size,
-        output_path=spec.output_path,
+        output_path=sink.location,
         model_sha256=task.model.sha256,
     )
     echo("✅ JOB COMPLETED SUCCESSFULLY")
@@ -192,7 +204,7 @@ def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
         campaign_name=campaign.name,
         run_id=run.id,
         input_path=spec.input_path,
-        output_path=spec.output_path,
+        output_path=sink.location,
         model_path=campaign.model_path,
         model_sha256=task.model.sha256,
         audience_filter=campaign.audience_filter,
@@ -264,11 +276,12 @@ class _Heartbeat:
         self._thread.daemon = True  # never keeps a dying process alive
 
     def _beat(self) -> None:
-        with ConfigApiClient(self.api_url, retries=0, timeout=5.0) as api:
+        # Short timeouts: one beat must end well within __exit__'s join.
+        with ConfigApiClient(self.api_url, retries=0, timeout=3.0) as api:
             while not self._stop.wait(self.interval):
                 try:
                     api.update_run(self.campaign_id, self.run_id, heartbeat_at=_now())
-                except PipelineError:
+                except Exception:  # noqa: S112 - a missed beat is never fatal
                     continue
 
     def __enter__(self) -> _Heartbeat:
@@ -278,6 +291,17 @@ class _Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def _stop_reason(err: BaseException) -> str | None:
+    """Why the job was stopped from outside (a signal, Ctrl-C), or None for other errors."""
+    if isinstance(err, JobInterruptedError):
+        return str(err)
+    if STOP_REQUESTED.is_set():
+        return "stopped by signal SIGTERM"
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return None
 
 
 def _record(spec: JobSpec, run_id: int, **fields: Any) -> None:

@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a file (spark-submit lib/predict.py): find `lib`
@@ -96,15 +97,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_on_sigterm(signum: int, frame: object) -> None:
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Stop the job: cancel Spark's work if it is running, else raise right here.
+
+    Raising inside a py4j call would break the gateway's protocol (py4j then logs a
+    traceback and wraps our error in its own); cancelling the jobs from another thread
+    makes the blocked call return normally with a cancellation, which run_job reports as
+    "stopped by signal SIGTERM" because the flag is set.
+    """
+    job.STOP_REQUESTED.set()
+    if _inside_py4j(frame):
+        threading.Thread(target=_cancel_spark_jobs, name="sigterm-cancel", daemon=True).start()
+        return
     raise JobInterruptedError(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def _inside_py4j(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith("py4j"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _cancel_spark_jobs() -> None:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.sparkContext.cancelAllJobs()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # A stopped job (kubectl delete, a scheduler's timeout) records its run as failed.
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_on_sigterm)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = run_job(
             args.campaign_id,
@@ -114,6 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             master=args.master,
             model_dir=args.model_dir,
         )
+    except Exception:
+        if job.STOP_REQUESTED.is_set():  # stopped outside run_job's own handling
+            raise JobInterruptedError("stopped by signal SIGTERM") from None
+        raise
     finally:
         _stop_spark()
     mean = f"{result.mean_score:.3f}" if result.mean_score is not None else "n/a"

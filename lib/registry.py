@@ -174,6 +174,7 @@ def _registry_key(model_path: str, model_dir: Path) -> str:
 
 MAX_MODEL_BYTES = 1 << 30  # a registry entry without a recorded size is read up to 1 GiB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_NAME = re.compile(r"^[\w][\w.-]{0,254}$")  # a file name in the model directory, no path
 
 
 def _checked_entry(key: str, entry: Any, registry: Path) -> dict[str, Any]:
@@ -205,8 +206,8 @@ def _checked_entry(key: str, entry: Any, registry: Path) -> dict[str, Any]:
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise ModelError(f"{where} has an invalid size")
     metadata = entry.get("metadata")
-    if metadata is not None and not isinstance(metadata, str):
-        raise ModelError(f"{where} has an invalid metadata file name")
+    if metadata is not None and (not isinstance(metadata, str) or not _PLAIN_NAME.match(metadata)):
+        raise ModelError(f"{where} has an invalid metadata file name (a plain file name)")
     return entry
 
 
@@ -234,6 +235,15 @@ def resolve_artifact(
     Raises :class:`ModelError` naming the problem: outside the model directory, not a model
     file, not registered, a malformed registry entry, missing, or checksum mismatch.
     """
+    try:
+        return _resolve(model_path, model_dir, verify=verify)
+    except (OSError, RuntimeError, ValueError) as err:  # symlink loops, long names, NULs
+        raise ModelError(f"model {model_path!r} cannot be resolved: {err}") from None
+
+
+def _resolve(
+    model_path: str, model_dir: str | os.PathLike[str] | None, *, verify: bool
+) -> ModelArtifact:
     directory = Path(model_dir or get_settings().model_dir).resolve()
     key = _registry_key(model_path, directory)
     suffix = PurePosixPath(key).suffix

@@ -17,7 +17,7 @@ from lib.audience import to_spark_column
 from lib.errors import InvalidInputError, PipelineError
 from lib.inputs import check_columns
 from lib.job import Echo, EngineStats, ScoringTask, Timer
-from lib.sinks import BigQuerySink, Sink
+from lib.sinks import BigQuerySink, ObjectStoreSink, Sink
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -44,6 +44,8 @@ class SparkEngine:
     def check_sink(self, sink: Sink, timer: Timer) -> None:
         if isinstance(sink, BigQuerySink):
             _check_bigquery_connector(self.session(timer))
+        if isinstance(sink, ObjectStoreSink):
+            sink.check_owned(self.session(timer))
 
     def score(self, task: ScoringTask, echo: Echo, timer: Timer) -> EngineStats:
         from pyspark.sql import functions as F

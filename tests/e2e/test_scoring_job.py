@@ -659,3 +659,74 @@ def test_cli_sigterm_records_the_run_as_failed(project: Project, tmp_path: Path)
     failed = last_run(project, campaign_id)
     assert failed.status == "failed" and "SIGTERM" in failed.error_message
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_file_uri_output_onto_a_folder_of_other_files_is_refused(
+    project: Project, tmp_path: Path
+) -> None:
+    campaign_id = project.create_campaign("cli file uri", "age > 20")
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "thesis.docx").write_text("x")
+    out = cli(project, "--campaign-id", str(campaign_id), "--output", f"file://{folder}")
+    assert_one_line_failure(out, 2, "not this job's output")
+    assert [p.name for p in folder.iterdir()] == ["thesis.docx"]
+
+
+def test_hive_partitioned_input_is_scored_like_the_flat_file(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    users = pd.read_parquet(project.users)
+    users.to_parquet(tmp_path / "by_country", partition_cols=["country"])
+    campaign_id = project.create_campaign("hive input", "country = 'US' AND age > 25")
+    result = run_on(project, spark, campaign_id, tmp_path / "by_country", tmp_path / "out.parquet")
+    expected = users[(users.country == "US") & (users.age > 25)]
+    assert result.audience_size == len(expected)
+    assert result.output_path == str(tmp_path / "out.parquet")  # absolute, as recorded
+    assert last_run(project, campaign_id).output_path == str(tmp_path / "out.parquet")
+
+
+def test_cli_sigterm_while_spark_works_is_exit_143_and_recorded(
+    project: Project, tmp_path: Path
+) -> None:
+    from lib.data import write_users
+
+    big = write_users(tmp_path / "big.parquet", 400_000, seed=3)
+    campaign_id = project.create_campaign("cli sigterm in spark", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lib.predict",
+            "--campaign-id",
+            str(campaign_id),
+            "--input",
+            str(big),
+            "--output",
+            str(tmp_path / "out.parquet"),
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **project.env},
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # Spark is scoring once the filter line is printed
+            if line.startswith("🎯 Applying audience filter"):
+                break
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    assert [line for line in stderr.splitlines() if line.startswith("❌")] == [
+        "❌ error: stopped by signal SIGTERM"
+    ]
+    assert "Traceback" not in stderr
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and failed.error_message == "stopped by signal SIGTERM"
+    assert not (tmp_path / "out.parquet").exists()

@@ -152,3 +152,21 @@ def test_saved_files_have_the_default_mode_not_mkstemps_0600(tmp_path: Path) -> 
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
     assert set(modes.values()) == {0o644}, modes
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "x" * 5000, "../registry.json", "/etc/passwd", "."])
+def test_metadata_names_that_are_not_plain_file_names_are_a_model_error(
+    models: Path, name: str
+) -> None:
+    edit_entry(models, "campaign_model_v1.cbm", lambda e: {**e, "metadata": name})
+    with pytest.raises(ModelError, match="invalid metadata file name"):
+        registry.resolve_artifact("campaign_model_v1.cbm", models)
+
+
+def test_model_file_in_a_symlink_loop_is_a_model_error(models: Path) -> None:
+    edit_entry(models, "campaign_model_v1.cbm", lambda e: e)  # registered, then replaced:
+    (models / "campaign_model_v1.cbm").unlink()
+    (models / "campaign_model_v1.cbm").symlink_to(models / "loop.cbm")
+    (models / "loop.cbm").symlink_to(models / "campaign_model_v1.cbm")
+    with pytest.raises(ModelError):
+        registry.resolve_artifact("campaign_model_v1.cbm", models)

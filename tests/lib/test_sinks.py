@@ -176,10 +176,13 @@ def test_concurrent_publishers_and_kills_never_break_the_target(tmp_path: Path) 
         # may vanish under a slow reader only after two newer ones were published (the
         # live one and the one before it are kept), never while it is live.
         while not stop.is_set():
+            pointed = None
             try:
+                pointed = os.readlink(path)
                 live = path.resolve(strict=True)
             except OSError as err:
-                problems.append(f"link broken: {err}")
+                if os.readlink(path) == pointed:  # the link itself points nowhere: a bug
+                    problems.append(f"link broken: {err}")
                 continue
             try:
                 parts = sorted(p.name for p in live.iterdir() if p.name.startswith("part-"))
@@ -221,3 +224,109 @@ def test_concurrent_publishers_and_kills_never_break_the_target(tmp_path: Path) 
     assert list(target.staging_root.iterdir()) == []
     assert len(list(target.versions.iterdir())) <= 2
     assert (tmp_path / "neighbour.txt").read_text() == "keep me"
+
+
+# ---- the hidden siblings are ours only: links and foreign data there are refused or kept ------
+def test_versions_folder_that_is_a_link_is_refused_and_its_files_kept(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "big-disk"
+    elsewhere.mkdir()
+    (elsewhere / "thesis.docx").write_text("precious")
+    (tmp_path / ".out.parquet.versions").symlink_to(elsewhere)
+    with pytest.raises(InvalidInputError, match="not a link"):
+        LocalTarget(tmp_path / "out.parquet").check(None)
+    assert (elsewhere / "thesis.docx").read_text() == "precious"
+
+
+def test_staging_folder_that_is_a_link_is_refused_and_its_files_kept(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "photos"
+    elsewhere.mkdir()
+    (elsewhere / "cat.jpg").write_text("meow")
+    (tmp_path / ".out.parquet.staging").symlink_to(elsewhere)
+    target = LocalTarget(tmp_path / "out.parquet")
+    with pytest.raises(InvalidInputError, match="not a link"):
+        target.check(None)
+    with target.lock():  # even if someone skips the check, cleanup does not follow the link
+        pass
+    assert (elsewhere / "cat.jpg").read_text() == "meow"
+
+
+def test_foreign_files_in_our_hidden_folders_are_never_removed(tmp_path: Path) -> None:
+    versions = tmp_path / ".out.parquet.versions"
+    versions.mkdir()
+    (versions / "notes.txt").write_text("mine")
+    (versions / "20260101T000000-run1-0badf00d").mkdir()  # our name, but not our content
+    (versions / "20260101T000000-run1-0badf00d" / "report.pdf").write_text("mine too")
+    (versions / "20260101T000000-run2-0badf00d").mkdir()  # an empty folder is not a version
+    staging = tmp_path / ".out.parquet.staging"
+    staging.mkdir()
+    (staging / "draft.csv").write_text("mine as well")
+    target = LocalTarget(tmp_path / "out.parquet")
+    for label in ["a", "b", "c"]:
+        publish(target, label)
+    assert (versions / "notes.txt").read_text() == "mine"
+    assert (versions / "20260101T000000-run1-0badf00d" / "report.pdf").exists()
+    assert (versions / "20260101T000000-run2-0badf00d").is_dir()
+    assert (staging / "draft.csv").read_text() == "mine as well"
+    assert live_label(target.path) == "c"
+
+
+def test_lock_file_that_is_a_link_does_not_truncate_its_target(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("do not truncate me")
+    (tmp_path / ".out.parquet.lock").symlink_to(notes)
+    target = LocalTarget(tmp_path / "out.parquet")
+    with pytest.raises(InvalidInputError, match="plain file"):
+        target.check(None)
+    with pytest.raises(InvalidInputError, match="lock file"):
+        with target.lock():
+            pass
+    assert notes.read_text() == "do not truncate me"
+
+
+def test_another_campaigns_output_is_refused(tmp_path: Path) -> None:
+    first = LocalTarget(tmp_path / "out.parquet", campaign_id=1)
+    with first.lock():
+        first.publish(write_version(first, "run1"))
+    with pytest.raises(InvalidInputError, match="holds campaign 1's predictions"):
+        LocalTarget(tmp_path / "out.parquet", campaign_id=2).check(None)
+    LocalTarget(tmp_path / "out.parquet", campaign_id=1).check(None)
+
+
+def test_a_failed_rename_is_one_error_and_the_old_output_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    target = LocalTarget(tmp_path / "out.parquet")
+    publish(target, "old")
+
+    def cross_device(self: Path, other: Path) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    with target.lock():
+        staging = write_version(target, "new")
+        monkeypatch.setattr(Path, "rename", cross_device)
+        with pytest.raises(InvalidInputError, match="cross-device.*unchanged"):
+            target.publish(staging)
+    assert live_label(target.path) == "old"
+
+
+def test_dangling_link_at_the_target_is_named_as_a_link(tmp_path: Path) -> None:
+    (tmp_path / "out.parquet").symlink_to(tmp_path / "gone")
+    with pytest.raises(InvalidInputError, match="a link to"):
+        LocalTarget(tmp_path / "out.parquet").check(None)
+
+
+def test_file_uris_are_local_targets(tmp_path: Path) -> None:
+    from lib.sinks import LocalParquetSink, ObjectStoreSink, sink_for
+
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "thesis.docx").write_text("x")
+    sink = sink_for(f"file://{folder}")
+    assert isinstance(sink, LocalParquetSink) and sink.location == str(folder)
+    with pytest.raises(InvalidInputError, match="not this job's output"):
+        sink.check(str(tmp_path / "users.parquet"))
+    assert isinstance(sink_for("gs://bucket/out.parquet"), ObjectStoreSink)
+    with pytest.raises(InvalidInputError, match="local path"):
+        sink_for("file://otherhost/data/out")
