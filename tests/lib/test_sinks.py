@@ -277,9 +277,8 @@ def test_lock_file_that_is_a_link_does_not_truncate_its_target(tmp_path: Path) -
     target = LocalTarget(tmp_path / "out.parquet")
     with pytest.raises(InvalidInputError, match="plain file"):
         target.check(None)
-    with pytest.raises(InvalidInputError, match="lock file"):
-        with target.lock():
-            pass
+    with pytest.raises(InvalidInputError, match="lock file"), target.lock():
+        pass
     assert notes.read_text() == "do not truncate me"
 
 
@@ -306,7 +305,7 @@ def test_a_failed_rename_is_one_error_and_the_old_output_stays(
     with target.lock():
         staging = write_version(target, "new")
         monkeypatch.setattr(Path, "rename", cross_device)
-        with pytest.raises(InvalidInputError, match="cross-device.*unchanged"):
+        with pytest.raises(InvalidInputError, match=r"cross-device.*unchanged"):
             target.publish(staging)
     assert live_label(target.path) == "old"
 
