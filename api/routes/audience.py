@@ -1,19 +1,37 @@
-"""/audience/preview: how many users a filter selects, before a campaign is saved."""
+"""/audience/preview: how many users a filter selects, before a campaign is saved.
+
+The users Parquet is server-side data: a missing file is a 404 (generate it), and a file
+that cannot be read or does not fit the filter's columns is a 503 naming the file, never
+a 500: the client's request is fine, the server's data is not.
+"""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
+from pydantic import ValidationError
 
 from api.deps import SettingsDep
-from api.limits import StrictJSONRoute
+from api.limits import MAX_MESSAGE_CHARS, StrictJSONRoute
 from api.schemas import AudiencePreviewPublic, AudiencePreviewRequest, Message
-from lib.audience import parse_filter, preview_parquet
+from lib.audience import AudiencePreview, parse_filter, preview_parquet
 from lib.errors import AudienceFilterError
 from lib.settings import Settings
 
 router = APIRouter(prefix="/audience", tags=["audience"], route_class=StrictJSONRoute)
 
-NO_USERS = {404: {"model": Message, "description": "No users data to count"}}
+USERS_DATA: dict[int | str, dict[str, Any]] = {
+    404: {"model": Message, "description": "No users data to count"},
+    503: {
+        "model": Message,
+        "description": "The users data on the server is unreadable or does not fit the "
+        "filter (damaged, or a column missing or of the wrong type: regenerate it with "
+        "`python -m lib.data`)",
+    },
+}
 BAD_STORED_FILTER = {
     409: {
         "model": Message,
@@ -33,16 +51,54 @@ def audience_preview(
         audience = parse_filter(audience_filter)
     except AudienceFilterError as err:  # only a filter stored around the API gets here
         raise HTTPException(409, f"stored audience filter is invalid: {err}") from None
-    preview = preview_parquet(audience, users, sample_size)
-    return AudiencePreviewPublic(
-        total_users=preview.total_users,
-        matching_users=preview.matching_users,
-        share=preview.share,
-        sample=preview.sample,
-    )
+    try:
+        preview = preview_parquet(audience, users, sample_size)
+    except _unreadable_errors() as err:
+        raise _unreadable(users, err) from None
+    try:
+        return AudiencePreviewPublic(
+            total_users=preview.total_users,
+            matching_users=preview.matching_users,
+            share=preview.share,
+            sample=_json_safe(preview),
+        )
+    except ValidationError as err:  # e.g. a date or binary column the answer cannot hold
+        raise _unreadable(users, err) from None
 
 
-@router.post("/preview", response_model=AudiencePreviewPublic, responses=NO_USERS)
+def _unreadable_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged or mismatched users file raises (DuckDB, Ibis, Arrow, OS).
+
+    Imported here, not at the top: the API starts without loading Ibis and DuckDB.
+    """
+    import duckdb
+    import pyarrow
+    from ibis.common.exceptions import IbisError
+
+    return (duckdb.Error, IbisError, pyarrow.ArrowException, OSError)
+
+
+def _unreadable(users: Path, err: Exception) -> HTTPException:
+    lines = str(err).strip().splitlines()
+    cause = lines[0] if lines else type(err).__name__
+    if isinstance(err, ValidationError):
+        cause = f"a column holds values the answer cannot show ({err.errors()[0]['msg']})"
+    detail = f"users data at {users} is unreadable: {cause}"[:MAX_MESSAGE_CHARS]
+    return HTTPException(503, detail)
+
+
+def _json_safe(preview: AudiencePreview) -> list[dict[str, Any]]:
+    """The sample with NaN and infinities as null: JSON has no spelling for them."""
+    return [
+        {
+            key: None if isinstance(value, float) and not math.isfinite(value) else value
+            for key, value in row.items()
+        }
+        for row in preview.sample
+    ]
+
+
+@router.post("/preview", response_model=AudiencePreviewPublic, responses=USERS_DATA)
 def preview(body: AudiencePreviewRequest, settings: SettingsDep) -> AudiencePreviewPublic:
     """Try an audience filter: matching users, their share and a small sample."""
     return audience_preview(body.audience_filter, settings, body.sample_size)

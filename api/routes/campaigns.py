@@ -18,7 +18,7 @@ from api import crud
 from api.deps import SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
 from api.models import Campaign, Run
-from api.routes.audience import BAD_STORED_FILTER, NO_USERS, audience_preview
+from api.routes.audience import BAD_STORED_FILTER, USERS_DATA, audience_preview
 from api.schemas import (
     AudiencePreviewPublic,
     CampaignCreate,
@@ -36,7 +36,7 @@ from api.schemas import (
     from_stored,
 )
 from api.validation import check_model_and_features
-from lib.contract import MAX_ID
+from lib.contract import MAX_ID, campaign_not_found
 
 log = logging.getLogger("api")
 
@@ -103,7 +103,7 @@ RUN_LINKS = {
 
 
 def _campaign_not_found(campaign_id: int) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"Campaign {campaign_id} not found")
+    return HTTPException(status.HTTP_404_NOT_FOUND, campaign_not_found(campaign_id))
 
 
 def _run_not_found(campaign_id: int, run_id: int) -> HTTPException:
@@ -322,7 +322,11 @@ def update_run(
     response_model=AudiencePreviewPublic,
     responses={
         **NOT_FOUND,
-        **NO_USERS,
+        **USERS_DATA,
+        503: {
+            **USERS_DATA[503],
+            "description": f"{USERS_DATA[503]['description']}, or the database is unavailable",
+        },
         409: {**BAD_STORED_FILTER[409], "description": "The stored filter or row is malformed"},
     },
 )

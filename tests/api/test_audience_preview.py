@@ -73,3 +73,74 @@ def test_campaign_with_a_filter_stored_around_the_api_is_409(
     response = client.get(f"/campaigns/{campaign['id']}/audience")
     assert response.status_code == 409
     assert "stored audience filter is invalid" in response.json()["detail"]
+
+
+def _garbage(path: Path, users: pd.DataFrame) -> None:
+    path.write_bytes(b"this is not a parquet file\n" * 20)
+
+
+def _without_country(path: Path, users: pd.DataFrame) -> None:
+    users.drop(columns=["country"]).to_parquet(path)
+
+
+def _age_as_text(path: Path, users: pd.DataFrame) -> None:
+    users.assign(age=users.age.astype(str)).to_parquet(path)
+
+
+def _a_directory(path: Path, users: pd.DataFrame) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+DAMAGED_USERS = {
+    "garbage bytes": (_garbage, "No magic bytes"),
+    "missing column": (_without_country, "'country' is not found"),
+    "age as text": (_age_as_text, "not comparable"),
+    "a directory": (_a_directory, "IO Error"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_USERS.values(), ids=DAMAGED_USERS.keys())
+@pytest.mark.parametrize("endpoint", ["preview", "campaign"])
+def test_damaged_users_data_is_503_naming_the_file(
+    client: TestClient, users: pd.DataFrame, api_env: Path, damage, endpoint: str
+) -> None:
+    """Server-side data the API cannot read is the server's problem: 503, never 500."""
+    campaign = client.post("/campaigns/", json=SEED_BODY).json()
+    path = api_env / "data" / "sample_users.parquet"
+    make_damage, cause = damage
+    make_damage(path, users)
+    if endpoint == "preview":
+        body = {"audience_filter": SEED_BODY["audience_filter"]}
+        response = client.post("/audience/preview", json=body)
+    else:
+        response = client.get(f"/campaigns/{campaign['id']}/audience")
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"users data at {path} is unreadable: "), detail
+    assert cause in detail
+    assert "\n" not in detail
+
+
+def test_users_data_with_nan_and_dates_never_500(
+    client: TestClient, users: pd.DataFrame, api_env: Path
+) -> None:
+    """NaN has no JSON spelling (null is sent); a date column cannot be shown (503)."""
+    path = api_env / "data" / "sample_users.parquet"
+    users.assign(monetary=float("nan")).to_parquet(path)
+    response = client.post("/audience/preview", json={"sample_size": 2})
+    assert response.status_code == 200, response.text
+    assert [row["monetary"] for row in response.json()["sample"]] == [None, None]
+    users.assign(signed_up=pd.Timestamp("2026-01-01")).to_parquet(path)
+    response = client.post("/audience/preview", json={"sample_size": 2})
+    assert response.status_code == 503, response.text
+    assert "cannot show" in response.json()["detail"]
+
+
+def test_openapi_documents_the_users_data_answers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    endpoints = (("/audience/preview", "post"), ("/campaigns/{campaign_id}/audience", "get"))
+    for path, method in endpoints:
+        responses = paths[path][method]["responses"]
+        assert {"404", "503"} <= set(responses)
+        assert "users data" in responses["503"]["description"]
