@@ -17,10 +17,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from api.db import dispose_engines, get_engine
 from api.limits import MAX_BODY_BYTES, BodySizeLimitMiddleware, validation_errors
-from api.migrate import ensure_schema
+from api.migrate import SCHEMA_ERRORS, ensure_schema, first_line, shown_url
 from api.routes import audience, campaigns
 from api.schemas import Health, Message
 from api.validation import CampaignValidationError
@@ -30,18 +32,47 @@ log = logging.getLogger("api")
 DATABASE_DOWN = (OperationalError, DisconnectionError, PoolTimeoutError)
 
 
-def _first_line(err: Exception) -> str:
-    origin = getattr(err, "orig", None) or err
-    lines = str(origin).strip().splitlines()
-    return lines[0] if lines else type(origin).__name__
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # Refuse to serve on a schema we do not know (see api.migrate.ensure_schema).
-    ensure_schema(get_engine())
-    yield
+    yield  # the schema is checked at startup by SchemaCheckMiddleware
     dispose_engines()
+
+
+class SchemaCheckMiddleware:
+    """Refuse to serve on a schema we do not know (see api.migrate.ensure_schema).
+
+    Done at the ASGI lifespan level, not in ``lifespan``: Starlette reports any lifespan
+    error to the server with its full traceback, and a refused migration or an unmigrated
+    database deserves one readable line. The server logs the line and exits non-zero
+    (uvicorn: "Application startup failed", exit code 3); the error is re-raised too, so
+    the TestClient raises it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        if first["type"] == "lifespan.startup":
+            try:
+                ensure_schema(get_engine())
+            except SCHEMA_ERRORS as err:
+                line = f"❌ error: cannot start the API on {shown_url()}: {first_line(err)}"
+                await send({"type": "lifespan.startup.failed", "message": line})
+                raise
+        replayed = False
+
+        async def replay() -> ASGIMessage:
+            nonlocal replayed
+            if not replayed:  # hand the message we read on to the application
+                replayed = True
+                return first
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app() -> FastAPI:
@@ -57,6 +88,7 @@ def create_app() -> FastAPI:
         },
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(SchemaCheckMiddleware)
     app.include_router(campaigns.router)
     app.include_router(audience.router)
 
@@ -85,9 +117,9 @@ def create_app() -> FastAPI:
             isinstance(err, OperationalError) or err.connection_invalidated
         ):
             raise err  # a real bug (e.g. a bad query) is a 500, not "database down"
-        log.warning("database unavailable: %s", _first_line(err))
+        log.warning("database unavailable: %s", first_line(err))
         return JSONResponse(
-            status_code=503, content={"detail": f"database unavailable: {_first_line(err)}"}
+            status_code=503, content={"detail": f"database unavailable: {first_line(err)}"}
         )
 
     @app.get("/health", response_model=Health, tags=["health"])
@@ -99,7 +131,7 @@ def create_app() -> FastAPI:
         except DATABASE_DOWN as err:
             return JSONResponse(
                 status_code=503,
-                content={"status": "unavailable", "database": _first_line(err)},
+                content={"status": "unavailable", "database": first_line(err)},
             )
         return JSONResponse({"status": "ok", "database": get_engine().dialect.name})
 

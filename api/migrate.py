@@ -1,6 +1,8 @@
 """Alembic, driven from Python: upgrade to head, and check that a database is at head.
 
-``python -m api.migrate`` (``make migrate``) upgrades the database at DATABASE_URL.
+``python -m api.migrate`` (``make migrate``) upgrades the database at DATABASE_URL. A
+migration that cannot run (stored rows that break a new constraint, a database that is
+down) is reported in one line with a non-zero exit, here and when the API starts.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from lib.settings import get_settings
 
@@ -23,6 +26,27 @@ HERE = Path(__file__).resolve().parent
 
 class SchemaNotReadyError(RuntimeError):
     """The database is not at the migration head, and the API will not guess."""
+
+
+# What a migration or the schema check raises for a reason a user can act on: the
+# migrations' own refusals (CommandError), an unmigrated database, a database error.
+SCHEMA_ERRORS: tuple[type[Exception], ...] = (CommandError, SchemaNotReadyError, SQLAlchemyError)
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of what went wrong (the driver's message for database errors)."""
+    origin = getattr(err, "orig", None) or err
+    lines = str(origin).strip().splitlines()
+    return lines[0] if lines else type(origin).__name__
+
+
+def shown_url(url: str | None = None) -> str:
+    """``url`` (default: the configured database) as it may be printed: no password."""
+    url = url or get_settings().effective_database_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # unparseable: do not echo it, it may hold a password
+        return "DATABASE_URL (not a valid database URL)"
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -70,14 +94,13 @@ def main() -> int:
     url = get_settings().effective_database_url
     try:
         upgrade(url)
-    except SQLAlchemyError as err:
+    except SCHEMA_ERRORS as err:
         print(
-            f"❌ error: cannot migrate {make_url(url).render_as_string()}: "
-            f"{str(err.orig if hasattr(err, 'orig') else err).strip().splitlines()[0]}",
+            f"❌ error: cannot migrate {shown_url(url)}: {first_line(err)}",
             file=sys.stderr,
         )
         return 1
-    print(f"✅ Database at {make_url(url).render_as_string()} is at revision {head_revision()}")
+    print(f"✅ Database at {shown_url(url)} is at revision {head_revision()}")
     return 0
 
 

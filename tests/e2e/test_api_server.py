@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -135,20 +136,62 @@ def test_api_refuses_to_start_on_an_unmigrated_database(
         out = subprocess.run(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", "0"],
             cwd=PROJECT_ROOT,
-            env={**__import__("os").environ, **env},
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert out.returncode != 0
         assert "run `make migrate`" in out.stderr
+        assert "Traceback" not in out.stderr
     finally:
         drop()
 
 
-def test_make_migrate_equivalent_prints_the_revision(tmp_path: Path) -> None:
-    import os
+def test_api_start_on_a_database_the_migration_refuses_is_one_line(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    """The embedded SQLite database is migrated at start: a stored row that breaks a new
+    constraint stops the server with one line naming it, not a traceback, and leaves no
+    _alembic_tmp_* table behind (which made every later start fail)."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
 
+    from api.migrate import alembic_config
+
+    url_db = f"sqlite:///{tmp_path / 'data' / 'campaigns.db'}"
+    (tmp_path / "data").mkdir()
+    command.upgrade(alembic_config(url_db), "0001")
+    engine = create_engine(url_db)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO campaigns (name, model_path, features, is_active, created_at, "
+                "updated_at) VALUES ('odd', 'm.pkl', '[\"recency\"]', 2, "
+                "'2026-11-26 12:00:00', '2026-11-26 12:00:00')"
+            )
+        )
+    env = {**os.environ, **server_env(tmp_path, trained_model_dir, url_db)}
+    command_line = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
+    for _ in range(2):  # the second start fails the same way, not on a leftover table
+        out = subprocess.run(
+            [*command_line, "--port", "0"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode != 0
+        assert "Traceback" not in out.stderr, out.stderr
+        errors = [line for line in out.stderr.splitlines() if "❌" in line]
+        assert len(errors) == 1, out.stderr
+        assert "table campaigns: id 1 breaks ck_campaigns_is_active_boolean" in errors[0]
+    assert not [t for t in inspect(engine).get_table_names() if t.startswith("_alembic")]
+    engine.dispose()
+
+
+def test_make_migrate_equivalent_prints_the_revision(tmp_path: Path) -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'm.db'}"}
     out = subprocess.run(
         [sys.executable, "-m", "api.migrate"],

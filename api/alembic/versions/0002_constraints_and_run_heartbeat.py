@@ -3,7 +3,12 @@
 The texts are copied, not imported, from api.models (CAMPAIGN_CHECKS, RUN_CHECKS): a
 migration must keep meaning what it meant when it was written. On SQLite, batch mode
 rebuilds the tables (named constraints such as ck_campaign_runs_status_known are kept).
-A database holding rows that break a new constraint refuses the upgrade, naming it.
+
+A database holding rows that break a new constraint refuses the upgrade before any DDL,
+with one message naming the table, the constraint and the row ids: SQLite's batch rebuild
+is not transactional, and failing halfway left ``_alembic_tmp_<table>`` behind, which made
+every later attempt fail with "table _alembic_tmp_campaigns already exists". Such a
+leftover (from an earlier failed attempt) is dropped first, and after any failure.
 
 Revision ID: 0002
 Revises: 0001
@@ -16,6 +21,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.util import CommandError
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -63,14 +69,69 @@ def _for_dialect(checks: dict[str, dict[str, str]]) -> dict[str, str]:
     }
 
 
+MAX_IDS_SHOWN = 20
+TABLES = ("campaigns", "campaign_runs")
+
+
+def _violations(table: str, checks: dict[str, dict[str, str]]) -> list[str]:
+    """One phrase per new constraint that stored rows of ``table`` break."""
+    found = []
+    for name, condition in _for_dialect(checks).items():
+        # NOT (condition) selects exactly what the CHECK refuses: NULL passes both.
+        query = f"SELECT id FROM {table} WHERE NOT ({condition}) ORDER BY id"
+        ids = op.get_bind().execute(sa.text(query)).scalars().all()
+        if ids:
+            shown = ", ".join(str(i) for i in ids[:MAX_IDS_SHOWN])
+            more = f" and {len(ids) - MAX_IDS_SHOWN} more" if len(ids) > MAX_IDS_SHOWN else ""
+            rows = f"id {shown} breaks" if len(ids) == 1 else f"ids {shown}{more} break"
+            found.append(f"table {table}: {rows} {name} ({condition})")
+    return found
+
+
+def _leftover(table: str) -> str:
+    return f"_alembic_tmp_{table}"
+
+
+def _drop_leftovers() -> None:
+    """Drop what a failed SQLite batch rebuild left behind, while the original is intact."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        return  # PostgreSQL alters in place, in one transaction
+    existing = set(sa.inspect(bind).get_table_names())
+    for table in TABLES:
+        if _leftover(table) not in existing:
+            continue
+        if table not in existing:  # the copy may hold the only rows: never drop it
+            raise CommandError(
+                f"cannot upgrade to 0002: table {table} is missing but {_leftover(table)} "
+                f"exists (an interrupted rebuild): restore the database from a backup"
+            )
+        op.execute(f"DROP TABLE {_leftover(table)}")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("campaigns") as batch_op:
-        for name, condition in _for_dialect(CAMPAIGN_CHECKS).items():
-            batch_op.create_check_constraint(op.f(name), condition)
-    with op.batch_alter_table("campaign_runs") as batch_op:
-        batch_op.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
-        for name, condition in _for_dialect(RUN_CHECKS).items():
-            batch_op.create_check_constraint(op.f(name), condition)
+    _drop_leftovers()
+    problems = _violations("campaigns", CAMPAIGN_CHECKS) + _violations("campaign_runs", RUN_CHECKS)
+    if problems:
+        raise CommandError(
+            "cannot upgrade to 0002: stored rows break the new constraints: "
+            + "; ".join(problems)
+            + ". Fix or delete those rows (through the API at the previous version, or "
+            "with SQL), then migrate again; the database is unchanged at revision 0001"
+        )
+    try:
+        with op.batch_alter_table("campaigns") as batch_op:
+            for name, condition in _for_dialect(CAMPAIGN_CHECKS).items():
+                batch_op.create_check_constraint(op.f(name), condition)
+        with op.batch_alter_table("campaign_runs") as batch_op:
+            batch_op.add_column(
+                sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True)
+            )
+            for name, condition in _for_dialect(RUN_CHECKS).items():
+                batch_op.create_check_constraint(op.f(name), condition)
+    except Exception:
+        _drop_leftovers()  # SQLite: a failed copy must not block the next attempt
+        raise
 
 
 def downgrade() -> None:
