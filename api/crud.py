@@ -9,12 +9,15 @@ park every thread waiting for a connection that only a thread could give back.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.models import Campaign, Run
+from api.models import Campaign, Run, utcnow
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
 
 
@@ -122,9 +125,28 @@ def _campaign_exists(session: Session, campaign_id: int) -> bool:
         return bool(session.scalar(select(exists().where(Campaign.id == campaign_id))))
 
 
+# Signs of life that decide whether a run is stale (see api.schemas.RunPublic.stale).
+LIVENESS_FIELDS = ("started_at", "heartbeat_at")
+
+
+def _not_in_future(values: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """``values`` with signs of life later than ``now`` stored as ``now``.
+
+    The server's clock decides liveness: a future instant (a typo, or a job host whose
+    clock runs ahead) would otherwise keep a dead run from ever reading stale.
+    """
+    for field in LIVENESS_FIELDS:
+        value = values.get(field)
+        if isinstance(value, datetime) and value > now:
+            values[field] = now
+    return values
+
+
 def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> Run:
-    """Record a run; CampaignNotFoundError when the campaign is missing or being deleted."""
-    run = Run(campaign_id=campaign_id, **run_in.model_dump())
+    """Record a run; CampaignNotFoundError when the campaign is missing or being deleted.
+
+    started_at is stored as at most the server's current time (see _not_in_future)."""
+    run = Run(campaign_id=campaign_id, **_not_in_future(run_in.model_dump(), utcnow()))
     try:
         with session.begin():
             session.add(run)
@@ -160,11 +182,14 @@ def list_runs(
 
 
 def update_run(*, session: Session, db_run: Run, run_in: RunUpdate) -> Run:
-    """Apply the given fields; RunNotFoundError when the run was deleted since it was read."""
+    """Apply the given fields; RunNotFoundError when the run was deleted since it was read.
+
+    started_at and heartbeat_at are stored as at most the server's current time."""
     run_id = db_run.id  # read now: a rollback expires every attribute
+    changes = _not_in_future(run_in.model_dump(exclude_unset=True), utcnow())
     try:
         with session.begin():
-            for key, value in run_in.model_dump(exclude_unset=True).items():
+            for key, value in changes.items():
                 setattr(db_run, key, value)
             session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
             if session.get(Run, run_id, populate_existing=True) is None:

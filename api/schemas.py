@@ -201,8 +201,15 @@ class CampaignPublic(CampaignFields):
 STALE_DESCRIPTION = (
     "True when the run is queued or running but its newest sign of life (the latest of "
     "heartbeat_at, started_at and created_at) is older than the server's "
-    "RUN_STALE_AFTER_SECONDS (default 180): the job has most likely died. Computed on "
-    "every read; never stored."
+    "RUN_STALE_AFTER_SECONDS (default 180) by the server's clock: the job has most likely "
+    "died. Computed on every read; never stored."
+)
+
+
+NOT_IN_FUTURE = (
+    " A time later than the server's clock is stored as the server's current time: the "
+    "server's clock decides liveness (`stale`), so a future value cannot keep a dead run "
+    "from going stale."
 )
 
 
@@ -210,7 +217,10 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: RunStatus = "running"
-    started_at: UtcDatetime | None = None
+    started_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the job started (UTC; any offset is converted)." + NOT_IN_FUTURE,
+    )
     finished_at: UtcDatetime | None = None
     input_rows: Count | None = None
     audience_size: Count | None = None
@@ -224,7 +234,9 @@ class RunUpdate(RunCreate):
     """Fields to change; omitted fields keep their value. ``status`` may not be null."""
 
     status: RunStatus | None = None  # type: ignore[assignment]
-    heartbeat_at: UtcDatetime | None = Field(default=None, description=HEARTBEAT_DESCRIPTION)
+    heartbeat_at: UtcDatetime | None = Field(
+        default=None, description=HEARTBEAT_DESCRIPTION + NOT_IN_FUTURE
+    )
 
     @field_validator("status")
     @classmethod
@@ -236,6 +248,10 @@ class RunUpdate(RunCreate):
 
 class RunPublic(RunFields):
     model_config = ConfigDict(from_attributes=True)
+
+    # Always answered (null until the first beat): required in the API's schema, while
+    # lib.contract keeps a default so the client also reads answers from older servers.
+    heartbeat_at: datetime | None = Field(description=HEARTBEAT_DESCRIPTION)
 
     @computed_field(description=STALE_DESCRIPTION)  # type: ignore[prop-decorator]
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -151,12 +152,13 @@ def test_datetimes_overflowing_utc_are_422(client: TestClient, stamp: str, field
 def test_datetimes_at_the_edges_are_stored_in_utc(
     client: TestClient, sent: str, stored: str
 ) -> None:
+    # finished_at: started_at and heartbeat_at are never stored in the future (section 10).
     cid = create(client)["id"]
-    run = client.post(f"/campaigns/{cid}/runs", json={"started_at": sent})
+    run = client.post(f"/campaigns/{cid}/runs", json={"finished_at": sent})
     assert run.status_code == 201, run.text
-    assert run.json()["started_at"] == stored
+    assert run.json()["finished_at"] == stored
     again = client.get(f"/campaigns/{cid}/runs/{run.json()['id']}").json()
-    assert again["started_at"] == stored
+    assert again["finished_at"] == stored
 
 
 # -- 4. null on fields that cannot be null ----------------------------------------------------
@@ -514,9 +516,51 @@ def test_queued_run_goes_stale_from_its_creation(client: TestClient, engine: Eng
     assert client.get(f"/campaigns/{cid}/runs/{run['id']}").json()["stale"] is True
 
 
+def _hour_ahead() -> str:
+    return (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("sign_of_life", "when"),
+    [
+        ("started_at", lambda: "9999-12-31T00:00:00Z"),
+        ("heartbeat_at", lambda: "9999-12-31T00:00:00Z"),
+        ("heartbeat_at", _hour_ahead),  # a job host whose clock runs ahead
+    ],
+    ids=["started_at 9999", "heartbeat_at 9999", "heartbeat_at an hour ahead"],
+)
+def test_future_signs_of_life_are_stored_as_now_and_go_stale(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, sign_of_life: str, when
+) -> None:
+    """The server's clock decides liveness: a future started_at or heartbeat_at is stored
+    as the server's current time, so the run still goes stale when the beats stop."""
+    monkeypatch.setenv("RUN_STALE_AFTER_SECONDS", "1")
+    reset_caches()
+    cid = create(client)["id"]
+    before = datetime.now(UTC)
+    if sign_of_life == "started_at":
+        answer = client.post(f"/campaigns/{cid}/runs", json={"started_at": when()})
+    else:
+        run = client.post(f"/campaigns/{cid}/runs", json={}).json()
+        url = f"/campaigns/{cid}/runs/{run['id']}"
+        answer = client.patch(url, json={"heartbeat_at": when()})
+    assert answer.status_code in (200, 201), answer.text
+    run = answer.json()
+    stored = datetime.fromisoformat(run[sign_of_life])
+    assert before <= stored <= datetime.now(UTC)
+    url = f"/campaigns/{cid}/runs/{run['id']}"
+    assert datetime.fromisoformat(client.get(url).json()[sign_of_life]) == stored
+    time.sleep(1.5)  # no further beats for longer than RUN_STALE_AFTER_SECONDS
+    assert client.get(url).json()["stale"] is True
+    assert client.get(f"/campaigns/{cid}/runs").json()[0]["stale"] is True
+
+
 def test_openapi_documents_the_heartbeat_contract(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert "RUN_STALE_AFTER_SECONDS" in schemas["RunPublic"]["properties"]["stale"]["description"]
+    for schema, field in (("RunCreate", "started_at"), ("RunUpdate", "heartbeat_at")):
+        description = schemas[schema]["properties"][field]["description"]
+        assert "stored as the server's current time" in description
     assert "heartbeat_at" in schemas["RunUpdate"]["properties"]
     assert "heartbeat_at" not in schemas["RunCreate"]["properties"]
     assert {"heartbeat_at", "stale"} <= set(schemas["RunPublic"]["required"])
