@@ -60,7 +60,7 @@ api: setup migrate ## serve the config API on http://127.0.0.1:8000 (docs at /do
 	$(PY) -m uvicorn api.main:app --host $(API_HOST) --port $(API_PORT)
 
 score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
-	$(PY) scripts/score.py --campaign-id $(CAMPAIGN_ID)
+	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)
 
 lab: setup ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/

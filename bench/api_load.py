@@ -25,8 +25,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from api.migrate import upgrade
-from lib import schema
 from lib.api_server import api_process
+from lib.contract import seed_campaign
 from lib.data import generate_users
 from lib.settings import PROJECT_ROOT, get_settings
 from lib.training import save_model, train_model
@@ -88,11 +88,7 @@ def main() -> int:
     env = {"DATABASE_URL": url_db, "MODEL_DIR": str(models), "DATA_DIR": str(work)}
     try:
         with api_process(work / "api.log", env=env) as url:
-            body = {
-                "model_path": "campaign_model_v1.cbm",
-                "features": list(schema.FEATURES),
-                "audience_filter": "country='US' AND age > 25",
-            }
+            body = {k: v for k, v in seed_campaign().items() if k != "name"}
             for i in range(100):
                 httpx.post(f"{url}/campaigns/", json={**body, "name": f"seed {i}"})
             results = asyncio.run(_run_all(url, body, args.requests, args.concurrency))

@@ -3,7 +3,7 @@
     python -m bench.teaching_run [--repeats 3]
 
 Sets up a throwaway project (1,000 users, the default model, the API on SQLite), then times
-`python scripts/score.py --campaign-id 1` in a fresh process: process start + papermill
+`python -m lib.runner --campaign-id 1` in a fresh process: process start + papermill
 import + kernel start, SparkSession start, the job's stages (fetch, model load, read/count,
 score, write), the notebook's report cells, and HTML rendering.
 """
@@ -26,10 +26,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import machine, model_dir, save
-from lib import schema
 from lib.api_server import api_process
+from lib.contract import seed_campaign
 from lib.data import write_users
-from lib.settings import PROJECT_ROOT
+from lib.settings import PROJECT_ROOT, directory_env
 
 
 def _ts(stamp: str) -> float:
@@ -39,7 +39,7 @@ def _ts(stamp: str) -> float:
 def one_run(env: dict[str, str], root: Path) -> dict[str, float]:
     started = time.time()
     subprocess.run(
-        [sys.executable, "scripts/score.py", "--campaign-id", "1"],
+        [sys.executable, "-m", "lib.runner", "--campaign-id", "1"],
         cwd=PROJECT_ROOT,
         env={**os.environ, **env},
         check=True,
@@ -84,22 +84,10 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-teaching-"))
     write_users(root / "data" / "sample_users.parquet", 1_000)
     shutil.copytree(model_dir(), root / "models")
-    env = {
-        "DATA_DIR": str(root / "data"),
-        "MODEL_DIR": str(root / "models"),
-        "OUTPUT_DIR": str(root / "output"),
-    }
+    env = directory_env(root)
     try:
         with api_process(root / "api.log", env=env) as url:
-            httpx.post(
-                f"{url}/campaigns/",
-                json={
-                    "name": "Black Friday Campaign",
-                    "model_path": "models/campaign_model_v1.pkl",
-                    "audience_filter": "country='US' AND age > 25",
-                    "features": list(schema.FEATURES),
-                },
-            )
+            httpx.post(f"{url}/campaigns/", json=seed_campaign())
             runs = [one_run({**env, "CONFIG_API_URL": url}, root) for _ in range(args.repeats)]
     finally:
         shutil.rmtree(root, ignore_errors=True)

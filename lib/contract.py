@@ -14,6 +14,7 @@ from typing import Any, Final, Literal, get_args
 from pydantic import BaseModel, Field
 
 from lib import schema
+from lib.settings import DEFAULT_CONFIG_API_URL
 
 __all__ = [
     "DEFAULT_CONFIG_API_URL",
@@ -33,7 +34,6 @@ RunStatus = Literal["queued", "running", "succeeded", "failed"]
 RUN_STATUSES: Final[tuple[str, ...]] = get_args(RunStatus)
 ACTIVE_RUN_STATUSES: Final[tuple[str, ...]] = ("queued", "running")
 
-DEFAULT_CONFIG_API_URL: Final = "http://localhost:8000"
 
 HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive
 

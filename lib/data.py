@@ -87,12 +87,30 @@ def _block(seed: int, index: int, rows: int, labelled: bool) -> pd.DataFrame:
             ).astype(np.int64),
         }
     )
+    for field in schema.USER_SCHEMA:  # a feature added in lib.schema without a generator here
+        if field.name not in users:
+            users[field.name] = _neutral_column(rng, field, rows)
+    users = users[list(schema.USER_SCHEMA.names)]
     if labelled:
         noise = rng.normal(0.0, 0.3, size=rows)  # label noise on top of the Bernoulli draw
         p = conversion_probability(users)
         p = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + noise)))
         users[schema.LABEL] = (rng.random(rows) < p).astype(np.int64)
     return users
+
+
+def _neutral_column(rng: np.random.Generator, field: pa.Field, rows: int) -> np.ndarray:
+    """Values for a column the generator has no recipe for: plausible, and no signal.
+
+    The true conversion probability ignores it, so a model trained with it should learn to
+    ignore it too: a safe default until you give the new feature its own distribution in
+    :func:`_block` (and, if it should matter, a term in :func:`conversion_probability`).
+    """
+    if pa.types.is_integer(field.type):
+        return rng.integers(0, 100, size=rows).astype(np.int64)
+    if pa.types.is_floating(field.type):
+        return np.round(rng.random(rows), 4)
+    return np.array([f"v{i}" for i in rng.integers(0, 5, size=rows)])
 
 
 def iter_user_batches(

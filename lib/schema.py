@@ -1,6 +1,7 @@
 """The column contract shared by data generation, training, the API's checks and the job.
 
-One place names every column and its type, so a rename or a new feature is one edit here.
+One place names every column and its type, so a rename or a new feature is one edit here
+(plus retraining: see FEATURE_FIELDS).
 Types are pyarrow types: Parquet, pandas and Spark (via Arrow) all map from them exactly.
 """
 
@@ -16,14 +17,18 @@ LABEL: Final = "converted"
 SCORE: Final = "prediction_score"
 DECILE: Final = "score_decile"
 
-# The seed's five model inputs, in the order the model is trained on.
-FEATURES: Final[tuple[str, ...]] = (
-    "recency",
-    "frequency",
-    "monetary",
-    "engagement_score",
-    "days_since_last_purchase",
+# The model's inputs, in the order the model is trained on: one line each. Adding a feature
+# is one line here plus retraining (`make train`): data generation gives a new column a
+# neutral synthetic distribution (lib.data), training, the seed campaign, the API's checks,
+# the job and the notebooks all read this list.
+FEATURE_FIELDS: Final[tuple[pa.Field, ...]] = (
+    pa.field("recency", pa.int64(), nullable=False),  # days since the last site visit
+    pa.field("frequency", pa.int64(), nullable=False),  # purchases in the last 12 months
+    pa.field("monetary", pa.float64(), nullable=False),  # spend in the last 12 months
+    pa.field("engagement_score", pa.float64(), nullable=False),  # 0..1, email/app activity
+    pa.field("days_since_last_purchase", pa.int64(), nullable=False),
 )
+FEATURES: Final[tuple[str, ...]] = tuple(f.name for f in FEATURE_FIELDS)
 
 # Attributes a marketer targets with, but that the model does not see.
 ATTRIBUTES: Final[tuple[str, ...]] = ("country", "age")
@@ -33,11 +38,7 @@ USER_SCHEMA: Final = pa.schema(
         pa.field(USER_ID, pa.int64(), nullable=False),
         pa.field("country", pa.string(), nullable=False),
         pa.field("age", pa.int64(), nullable=False),
-        pa.field("recency", pa.int64(), nullable=False),  # days since the last site visit
-        pa.field("frequency", pa.int64(), nullable=False),  # purchases in the last 12 months
-        pa.field("monetary", pa.float64(), nullable=False),  # spend in the last 12 months
-        pa.field("engagement_score", pa.float64(), nullable=False),  # 0..1, email/app activity
-        pa.field("days_since_last_purchase", pa.int64(), nullable=False),
+        *FEATURE_FIELDS,
     ]
 )
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root (the project is installed editable, so this is the checkout).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_API_URL = "http://localhost:8000"  # `make api`; lib.contract re-exports it
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the config DB; default: SQLite in data_dir."
     )
-    config_api_url: str = Field(default="http://localhost:8000", description="Config API base.")
+    config_api_url: str = Field(default=DEFAULT_CONFIG_API_URL, description="Config API base.")
     api_port: int = Field(default=8000, ge=0, le=65535, description="Port `make demo` serves on.")
     spark_master: str | None = Field(
         default=None, description="Spark master URL; unset: local[*], or spark-submit's."
@@ -63,10 +64,6 @@ class Settings(BaseSettings):
         return self.data_dir / "training_users.parquet"
 
     @property
-    def registry_path(self) -> Path:
-        return self.model_dir / "registry.json"
-
-    @property
     def effective_database_url(self) -> str:
         """DATABASE_URL, or the embedded SQLite file under data_dir."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'campaigns.db').as_posix()}"
@@ -85,3 +82,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings()
+
+
+def directory_env(root: str | Path) -> dict[str, str]:
+    """DATA_DIR, MODEL_DIR and OUTPUT_DIR for a project laid out under ``root``.
+
+    What a subprocess (the demo's API, a test's job, a benchmark) needs in its environment
+    to work on another project folder than the repository's own.
+    """
+    base = Path(root)
+    return {
+        "DATA_DIR": str(base / "data"),
+        "MODEL_DIR": str(base / "models"),
+        "OUTPUT_DIR": str(base / "output"),
+    }

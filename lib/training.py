@@ -48,7 +48,7 @@ class TrainResult:
 
 def train_model(
     data: pd.DataFrame,
-    features: Sequence[str] = schema.FEATURES,
+    features: Sequence[str] | None = None,
     *,
     label: str = schema.LABEL,
     test_size: float = 0.2,
@@ -57,7 +57,11 @@ def train_model(
     depth: int = 5,
     learning_rate: float = 0.08,
 ) -> TrainResult:
-    """Fit a CatBoost classifier on a stratified split and score the held-out part."""
+    """Fit a CatBoost classifier on a stratified split and score the held-out part.
+
+    ``features`` defaults to lib.schema.FEATURES, read at call time.
+    """
+    features = list(schema.FEATURES if features is None else features)
     from catboost import CatBoostClassifier
     from sklearn.metrics import accuracy_score, roc_auc_score
     from sklearn.model_selection import train_test_split

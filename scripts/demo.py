@@ -1,7 +1,8 @@
 """`make demo`: the whole pipeline on the embedded defaults, end to end.
 
-1. generate data/sample_users.parquet and the training set (kept if already there);
-2. train and register the model (kept if the registered artifact is intact);
+1. generate data/sample_users.parquet, the users to score (kept if already there);
+2. train and register the model on its own labelled set (kept if the registered artifact
+   is intact);
 3. start the config API on SQLite in the background;
 4. create the seed's "Black Friday Campaign" through HTTP (or reuse it);
 5. run notebook 04 with papermill for it and render the HTML report;
@@ -14,20 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from lib import schema
+from lib.api_server import api_process, free_port, port_is_free
+from lib.contract import seed_campaign
+from lib.errors import ModelError, PipelineError
+from lib.settings import PROJECT_ROOT, get_settings
 
-from lib import schema  # noqa: E402
-from lib.api_server import api_process, free_port, port_is_free  # noqa: E402
-from lib.errors import ModelError, PipelineError  # noqa: E402
-from lib.settings import get_settings  # noqa: E402
-
-SEED_CAMPAIGN = {
-    "name": "Black Friday Campaign",
-    "model_path": "models/campaign_model_v1.pkl",
-    "audience_filter": "country='US' AND age > 25",
-    "features": list(schema.FEATURES),
-}
+SEED_CAMPAIGN = seed_campaign()
 
 
 def step(text: str) -> None:
@@ -72,9 +66,7 @@ def ensure_model() -> None:
 
 def main() -> int:
     from lib.api_client import ConfigApiClient
-
-    sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
-    from score import score
+    from lib.runner import score
 
     settings = get_settings()
     ensure_data()

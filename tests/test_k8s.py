@@ -172,16 +172,15 @@ def test_volumes_claim_the_projects_pvc() -> None:
     assert claims and set(claims) == {pvc}
 
 
-def test_papermill_job_runs_notebook_04_with_its_parameters() -> None:
-    import papermill as pm
+def test_papermill_job_runs_the_projects_runner_with_arguments_it_accepts() -> None:
+    from lib import runner
 
     job = by_kind("Job")[0]["spec"]["template"]["spec"]["containers"][0]
-    command = " ".join(job["args"])
-    notebook = re.search(r"papermill (\S+\.ipynb)", command)[1]
-    assert (PROJECT_ROOT / notebook).is_file()
-    declared = set(pm.inspect_notebook(str(PROJECT_ROOT / notebook)))
-    assert set(re.findall(r"-p (\w+) ", command)) <= declared
-    assert "/data/output/runs/" in command  # the executed notebook is kept
+    assert job["command"] == ["python", "-m", "lib.runner"]
+    parser_args = runner.build_parser().parse_args(job["args"])  # exits 2 on a bad flag
+    assert parser_args.campaign_id == 1
+    assert parser_args.config_api_url == "http://campaign-api:8000"
+    assert runner.NOTEBOOK.is_file()
 
 
 def test_dataproc_submission_passes_arguments_the_job_accepts() -> None:

@@ -99,7 +99,7 @@ def test_testbook_reads_the_jobs_results_from_the_kernel(
 def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> None:
     campaign_id = project.create_campaign("make score", "age < 30")
     out = run_cmd(
-        [sys.executable, "scripts/score.py", "--campaign-id", str(campaign_id)], project.env
+        [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)], project.env
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
@@ -113,7 +113,7 @@ def test_score_entry_point_exits_0_every_time_it_runs(project: Project) -> None:
     campaign_id = project.create_campaign("score repeatedly", "age > 35")
     for attempt in range(3):
         out = run_cmd(
-            [sys.executable, "scripts/score.py", "--campaign-id", str(campaign_id)], project.env
+            [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)], project.env
         )
         assert out.returncode == 0, (attempt, out.stderr[-3000:])
         assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr
@@ -121,7 +121,7 @@ def test_score_entry_point_exits_0_every_time_it_runs(project: Project) -> None:
 
 
 def test_failing_run_exits_with_the_jobs_code_and_keeps_the_notebook(project: Project) -> None:
-    out = run_cmd([sys.executable, "scripts/score.py", "--campaign-id", "9999"], project.env)
+    out = run_cmd([sys.executable, "-m", "lib.runner", "--campaign-id", "9999"], project.env)
     assert out.returncode == 4
     assert "❌ error: campaign 9999 does not exist" in out.stderr
     executed = sorted((project.root / "output" / "runs").glob("campaign_9999_*.ipynb"))

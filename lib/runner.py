@@ -1,9 +1,11 @@
-"""`make score`: run notebook 04 with papermill for one campaign, then render an HTML report.
+"""The production runner: notebook 04 under papermill for one campaign, then an HTML report.
 
-    python scripts/score.py --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
+    python -m lib.runner --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
 
-The executed notebook and its HTML rendering land in OUTPUT_DIR/runs/; they are kept for
-failed runs too (the error is in them). Exit code: the job's own (see the README).
+``make score``, ``make demo`` (through :func:`score`) and the Kubernetes papermill Job all
+run this, so every way of running the notebook gives the same exit codes and report. The
+executed notebook and its HTML rendering land in OUTPUT_DIR/runs/; they are kept for failed
+runs too (the error is in them). Exit code: the job's own (see the README).
 """
 
 from __future__ import annotations
@@ -14,15 +16,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
 # papermill -> nbformat -> jsonschema imports rfc3987_syntax only to check the "iri" string
 # format, and that import builds a grammar for 1.2 s. Nothing here validates IRIs; jsonschema
 # treats the missing module as "check unavailable".
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from lib import errors  # noqa: E402
-from lib.settings import get_settings  # noqa: E402
+from lib.predict import check_campaign_id  # noqa: E402
+from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
 
@@ -91,13 +92,20 @@ def score(
     return code, executed, html
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lib.runner", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--campaign-id", type=int, required=True, help="campaign to score")
+    parser.add_argument("--config-api-url", default=None, help="default: CONFIG_API_URL")
+    parser.add_argument("--input", default=None, help="default: DATA_DIR/sample_users.parquet")
+    parser.add_argument("--output", default=None, help="default: OUTPUT_DIR/predictions_...")
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make score", description=__doc__.splitlines()[0])
-    parser.add_argument("--campaign-id", type=int, required=True)
-    parser.add_argument("--config-api-url", default=None)
-    parser.add_argument("--input", default=None)
-    parser.add_argument("--output", default=None)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    check_campaign_id(args.campaign_id)  # before a kernel starts: the job's own bound
     code, executed, html = score(
         args.campaign_id,
         config_api_url=args.config_api_url,
@@ -111,4 +119,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    errors.run_cli(main)
