@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.models import Campaign, Run, utcnow
+from api.models import CampaignRow, RunRow, utcnow
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
 
 
@@ -54,8 +54,8 @@ def _violation(err: IntegrityError) -> tuple[str, str]:
     return kinds.get(name, "other"), str(orig)
 
 
-def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaign:
-    campaign = Campaign(**campaign_in.model_dump())
+def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> CampaignRow:
+    campaign = CampaignRow(**campaign_in.model_dump())
     try:
         with session.begin():
             session.add(campaign)
@@ -69,27 +69,27 @@ def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaig
     return campaign
 
 
-def get_campaign(*, session: Session, campaign_id: int) -> Campaign | None:
+def get_campaign(*, session: Session, campaign_id: int) -> CampaignRow | None:
     with session.begin():
-        return session.get(Campaign, campaign_id)
+        return session.get(CampaignRow, campaign_id)
 
 
 def list_campaigns(
     *, session: Session, offset: int = 0, limit: int = 100, is_active: bool | None = None
-) -> tuple[list[Campaign], int]:
+) -> tuple[list[CampaignRow], int]:
     """A page of stored campaigns in id order, and how many stored rows match in total."""
-    query = select(Campaign)
+    query = select(CampaignRow)
     if is_active is not None:
-        query = query.where(Campaign.is_active == is_active)
+        query = query.where(CampaignRow.is_active == is_active)
     with session.begin():
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Campaign.id).offset(offset).limit(limit)).all()
+        rows = session.scalars(query.order_by(CampaignRow.id).offset(offset).limit(limit)).all()
     return list(rows), total
 
 
 def update_campaign(
-    *, session: Session, db_campaign: Campaign, campaign_in: CampaignUpdate
-) -> Campaign:
+    *, session: Session, db_campaign: CampaignRow, campaign_in: CampaignUpdate
+) -> CampaignRow:
     """Apply the given fields. Raises CampaignNotFoundError when the row went away since
     it was read (a concurrent DELETE), DuplicateNameError on a taken name."""
     campaign_id = db_campaign.id  # read now: a rollback expires every attribute
@@ -99,7 +99,7 @@ def update_campaign(
                 setattr(db_campaign, key, value)
             session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
             # Reload (also notices a delete when there was nothing to update).
-            if session.get(Campaign, campaign_id, populate_existing=True) is None:
+            if session.get(CampaignRow, campaign_id, populate_existing=True) is None:
                 raise CampaignNotFoundError(campaign_id)
     except StaleDataError as err:
         raise CampaignNotFoundError(campaign_id) from err
@@ -115,14 +115,14 @@ def delete_campaign(*, session: Session, campaign_id: int) -> None:
     """Delete the campaign (its runs go with it, ON DELETE CASCADE) in one statement, so
     two concurrent deletes cannot both succeed: the second raises CampaignNotFoundError."""
     with session.begin():
-        deleted = session.execute(delete(Campaign).where(Campaign.id == campaign_id)).rowcount
+        deleted = session.execute(delete(CampaignRow).where(CampaignRow.id == campaign_id)).rowcount
     if not deleted:
         raise CampaignNotFoundError(campaign_id)
 
 
 def _campaign_exists(session: Session, campaign_id: int) -> bool:
     with session.begin():
-        return bool(session.scalar(select(exists().where(Campaign.id == campaign_id))))
+        return bool(session.scalar(select(exists().where(CampaignRow.id == campaign_id))))
 
 
 # Signs of life that decide whether a run is stale (see api.schemas.RunPublic.stale).
@@ -142,11 +142,11 @@ def _not_in_future(values: dict[str, Any], now: datetime) -> dict[str, Any]:
     return values
 
 
-def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> Run:
+def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> RunRow:
     """Record a run; CampaignNotFoundError when the campaign is missing or being deleted.
 
     started_at is stored as at most the server's current time (see _not_in_future)."""
-    run = Run(campaign_id=campaign_id, **_not_in_future(run_in.model_dump(), utcnow()))
+    run = RunRow(campaign_id=campaign_id, **_not_in_future(run_in.model_dump(), utcnow()))
     try:
         with session.begin():
             session.add(run)
@@ -160,20 +160,20 @@ def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> Run:
     return run
 
 
-def get_run(*, session: Session, campaign_id: int, run_id: int) -> Run | None:
+def get_run(*, session: Session, campaign_id: int, run_id: int) -> RunRow | None:
     with session.begin():
-        run = session.get(Run, run_id)
+        run = session.get(RunRow, run_id)
     return run if run is not None and run.campaign_id == campaign_id else None
 
 
 def list_runs(
     *, session: Session, campaign_id: int, offset: int = 0, limit: int = 100
-) -> list[Run]:
+) -> list[RunRow]:
     """A campaign's stored runs, newest first."""
     query = (
-        select(Run)
-        .where(Run.campaign_id == campaign_id)
-        .order_by(Run.id.desc())
+        select(RunRow)
+        .where(RunRow.campaign_id == campaign_id)
+        .order_by(RunRow.id.desc())
         .offset(offset)
         .limit(limit)
     )
@@ -181,7 +181,7 @@ def list_runs(
         return list(session.scalars(query).all())
 
 
-def update_run(*, session: Session, db_run: Run, run_in: RunUpdate) -> Run:
+def update_run(*, session: Session, db_run: RunRow, run_in: RunUpdate) -> RunRow:
     """Apply the given fields; RunNotFoundError when the run was deleted since it was read.
 
     started_at and heartbeat_at are stored as at most the server's current time."""
@@ -192,7 +192,7 @@ def update_run(*, session: Session, db_run: Run, run_in: RunUpdate) -> Run:
             for key, value in changes.items():
                 setattr(db_run, key, value)
             session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
-            if session.get(Run, run_id, populate_existing=True) is None:
+            if session.get(RunRow, run_id, populate_existing=True) is None:
                 raise RunNotFoundError(run_id)
     except StaleDataError as err:
         raise RunNotFoundError(run_id) from err

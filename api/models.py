@@ -175,7 +175,7 @@ RUN_CHECKS = [
 ]
 
 
-class Campaign(Base):
+class CampaignRow(Base):
     __tablename__ = "campaigns"
     __table_args__ = tuple(CAMPAIGN_CHECKS)
 
@@ -188,12 +188,12 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    runs: Mapped[list[Run]] = relationship(
+    runs: Mapped[list[RunRow]] = relationship(
         back_populates="campaign", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
-class Run(Base):
+class RunRow(Base):
     """One execution of the scoring job for a campaign."""
 
     __tablename__ = "campaign_runs"
@@ -216,4 +216,4 @@ class Run(Base):
     # Last sign of life from the job (it PATCHes this every ~30 s while running).
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    campaign: Mapped[Campaign] = relationship(back_populates="runs")
+    campaign: Mapped[CampaignRow] = relationship(back_populates="runs")

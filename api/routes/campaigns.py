@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from api import crud
 from api.deps import SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
-from api.models import Campaign, Run
+from api.models import CampaignRow, RunRow
 from api.routes.audience import BAD_STORED_FILTER, USERS_DATA, audience_preview
 from api.schemas import (
     AudiencePreviewPublic,
@@ -114,21 +114,23 @@ def _malformed(err: MalformedRowError) -> HTTPException:
     return HTTPException(status.HTTP_409_CONFLICT, str(err))
 
 
-def _get_or_404(session: SessionDep, campaign_id: int) -> Campaign:
+def _get_or_404(session: SessionDep, campaign_id: int) -> CampaignRow:
     campaign = crud.get_campaign(session=session, campaign_id=campaign_id)
     if campaign is None:
         raise _campaign_not_found(campaign_id)
     return campaign
 
 
-def _campaign_public(campaign: Campaign, changes: dict[str, Any] | None = None) -> CampaignPublic:
+def _campaign_public(
+    campaign: CampaignRow, changes: dict[str, Any] | None = None
+) -> CampaignPublic:
     try:
         return from_stored(CampaignPublic, campaign, f"campaign {campaign.id}", changes)
     except MalformedRowError as err:
         raise _malformed(err) from None
 
 
-def _run_public(run: Run, changes: dict[str, Any] | None = None) -> RunPublic:
+def _run_public(run: RunRow, changes: dict[str, Any] | None = None) -> RunPublic:
     try:
         return from_stored(RunPublic, run, f"run {run.id}", changes)
     except MalformedRowError as err:

@@ -174,8 +174,7 @@ def _check_violating_row_refuses_upgrade(url: str, violation: str) -> None:
     command.upgrade(alembic_config(url), "0001")
     engine = create_engine(url)
     try:
-        if engine.dialect.name not in dialects:
-            pytest.skip(f"{engine.dialect.name} cannot store this row at 0001")
+        assert engine.dialect.name in dialects
         with engine.begin() as connection:
             for statement in (_GOOD_CAMPAIGN, _GOOD_RUN, insert):
                 connection.execute(text(statement))
@@ -208,7 +207,9 @@ def test_sqlite_upgrade_refuses_rows_that_break_new_constraints(
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("violation", VIOLATIONS)
+@pytest.mark.parametrize(  # PostgreSQL's boolean column cannot even hold is_active = 2
+    "violation", [name for name, case in VIOLATIONS.items() if "postgresql" in case[3]]
+)
 def test_postgres_upgrade_refuses_rows_that_break_new_constraints(
     postgres_server_url: str, violation: str
 ) -> None:

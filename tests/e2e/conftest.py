@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from api.models import Campaign
+from api.models import CampaignRow
 from lib import schema
 from lib.api_client import ConfigApiClient
 from lib.data import write_users
@@ -65,7 +65,7 @@ class Project:
             **fields,
         }
         with Session(engine) as session:
-            campaign = Campaign(**values)
+            campaign = CampaignRow(**values)
             session.add(campaign)
             session.commit()
             campaign_id = campaign.id
