@@ -10,7 +10,7 @@ park every thread waiting for a connection that only a thread could give back.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api.models import CampaignRow, RunRow, utcnow
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 
 class DuplicateNameError(Exception):
@@ -115,7 +118,8 @@ def delete_campaign(*, session: Session, campaign_id: int) -> None:
     """Delete the campaign (its runs go with it, ON DELETE CASCADE) in one statement, so
     two concurrent deletes cannot both succeed: the second raises CampaignNotFoundError."""
     with session.begin():
-        deleted = session.execute(delete(CampaignRow).where(CampaignRow.id == campaign_id)).rowcount
+        result = session.execute(delete(CampaignRow).where(CampaignRow.id == campaign_id))
+        deleted = cast("CursorResult[Any]", result).rowcount
     if not deleted:
         raise CampaignNotFoundError(campaign_id)
 

@@ -18,7 +18,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -32,7 +34,13 @@ from lib.settings import PROJECT_ROOT, get_settings
 from lib.training import save_model, train_model
 
 
-async def _measure(url: str, name: str, requests: int, concurrency: int, make_request) -> dict:
+async def _measure(
+    url: str,
+    name: str,
+    requests: int,
+    concurrency: int,
+    make_request: Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]],
+) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     queue = iter(range(requests))
@@ -71,7 +79,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     models = work / "models"
     save_model(train_model(generate_users(2000, 7, labelled=True), iterations=20), models)
-    drop_database = None
+    drop_database: Callable[[], None] | None = None
     if args.database_url:
         name = f"bench_{uuid.uuid4().hex[:10]}"
         admin = create_engine(args.database_url, isolation_level="AUTOCOMMIT")
@@ -93,7 +101,7 @@ def main() -> int:
                 httpx.post(f"{url}/campaigns/", json={**body, "name": f"seed {i}"})
             results = asyncio.run(_run_all(url, body, args.requests, args.concurrency))
     finally:
-        if drop_database:
+        if drop_database is not None:
             drop_database()
 
     backend = make_url(url_db).get_backend_name()

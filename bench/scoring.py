@@ -19,18 +19,28 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.common import CACHE, RESULTS, machine, model_dir, run_measured, save, users_file
 from lib import schema
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from catboost import CatBoostClassifier
+    from pyspark.sql import DataFrame, SparkSession
+
+    from lib.registry import ModelArtifact
+
 FEATURES = list(schema.FEATURES)
 
 
 # ---- workers (each runs in its own process and prints one JSON line) -------------------
-def _load_model(models: str):
+def _load_model(models: str) -> CatBoostClassifier:
     from lib.registry import load_model
 
     return load_model("campaign_model_v1.cbm", models)
@@ -56,14 +66,14 @@ def worker_single(input_path: str, models: str, output: str, repeats: int) -> di
     return {"rows": table.num_rows, "seconds": statistics.median(times), "all": times}
 
 
-def _score_with_pandas(spark, users, artifact):
+def _score_with_pandas(spark: SparkSession, users: DataFrame, artifact: ModelArtifact) -> DataFrame:
     """The first version of the Spark wrapper (kept to measure what mapInArrow bought)."""
     from lib.registry import model_from_bytes
     from lib.scoring import score_pandas
 
     broadcast = spark.sparkContext.broadcast(artifact.path.read_bytes())
 
-    def score_partition(batches):
+    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         model = model_from_bytes(broadcast.value, artifact.format)
         for batch in batches:
             yield score_pandas(batch, model, artifact.features)
@@ -73,7 +83,7 @@ def _score_with_pandas(spark, users, artifact):
     )
 
 
-def _noop_scores(batches):
+def _noop_scores(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """Cross the JVM/Python boundary and back without scoring: the fixed cost of the path."""
     import pyarrow as pa
 
@@ -85,7 +95,12 @@ def _noop_scores(batches):
 
 
 def _spark_pipeline(
-    spark, input_path: str, models: str, output: str, impl: str = "arrow", threads: int = 0
+    spark: SparkSession,
+    input_path: str,
+    models: str,
+    output: str,
+    impl: str = "arrow",
+    threads: int = 0,
 ) -> None:
     from lib.registry import load_verified, resolve_artifact
     from lib.scoring import score_spark

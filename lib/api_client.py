@@ -65,12 +65,13 @@ def _parse(adapter: Any, response: httpx.Response) -> Any:
         return adapter.validate_json(response.content, strict=True)
     except ValidationError as err:
         kind = response.headers.get("content-type", "unknown content type")
-        first = err.errors()[0] if err.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        details = err.errors()
+        where = ".".join(str(p) for p in details[0]["loc"]) if details else ""
+        problem = details[0]["msg"] if details else "invalid"
         raise ApiUnavailableError(
             f"config API at {response.request.url} answered {response.status_code} with "
             f"something that is not the expected {getattr(adapter, '__name__', 'result')} "
-            f"({kind}; {where}: {first.get('msg', 'invalid')})"
+            f"({kind}; {where or 'body'}: {problem})"
         ) from None
 
 

@@ -468,7 +468,7 @@ class _Checker:
             return Not(IsNull(name)) if node.args.get("negate") else IsNull(name)
         raise AudienceFilterError(_refusal(node))  # pragma: no cover (accept() refused it)
 
-    def chain(self, node: Any, kind: type) -> Iterator[Any]:
+    def chain(self, node: Any, kind: type[Any]) -> Iterator[Any]:
         """The operands of a flat AND (or OR) chain, in order, through parentheses.
 
         Iterative: sqlglot builds ``a AND b AND c`` as a left-deep tree, and a chain of a few
@@ -479,7 +479,7 @@ class _Checker:
         stack = [node]
         while stack:
             current = stack.pop()
-            inner = current
+            inner: Any = current
             while type(inner) is exp.Paren:
                 inner = inner.this
             if type(inner) is kind:

@@ -42,8 +42,9 @@ def render_html(notebook: Path) -> Path:
 def exit_code_for(error_name: str) -> int:
     """The job's exit code for an exception class name raised inside the notebook."""
     error = getattr(errors, error_name, None)
-    is_pipeline_error = isinstance(error, type) and issubclass(error, errors.PipelineError)
-    return error.exit_code if is_pipeline_error else 1
+    if isinstance(error, type) and issubclass(error, errors.PipelineError):
+        return error.exit_code
+    return 1
 
 
 def score(

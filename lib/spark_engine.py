@@ -78,6 +78,7 @@ class SparkEngine:
                     schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
                 ).alias("cuts"),
             ).first()
+        assert stats is not None  # a global aggregate always yields one row
         try:
             audience_size = int(stats["n"])
             _check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
