@@ -17,10 +17,10 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup demo test data train api migrate score lab lint format bench bench-scale clean check-java
+.PHONY: help setup demo test test-fast data train api migrate score lab lint format bench bench-scale clean check-java
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "❌ Java 17+ is required by PySpark: install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry"; exit 1; }
@@ -47,6 +47,11 @@ demo: setup check-java ## the whole pipeline on embedded defaults
 
 test: setup check-java ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Markers are set by tests/conftest.py from each test's folder and fixtures.
+FAST_TESTS := not spark and not notebooks and not e2e and not postgres
+test-fast: setup ## unit tests only: no Spark, servers, notebooks or PostgreSQL (~1 min)
+	$(PY) -m pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 2000

@@ -3,29 +3,74 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 import tomllib
+from importlib import metadata
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from lib.settings import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
+PROJECT = "spark-ml-pipeline"
+ROLES = ("api", "job", "notebooks", "dev")
 
 
-def _pyproject() -> dict:
+def _pyproject() -> dict[str, Any]:
     return tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 
 
-def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
+def _requirements() -> list[Requirement]:
+    """Every third-party requirement pyproject declares (base and extras, no self-references)."""
     project = _pyproject()["project"]
-    expected = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
+    declared = [*project["dependencies"], *chain(*project["optional-dependencies"].values())]
+    return [r for r in map(Requirement, declared) if canonicalize_name(r.name) != PROJECT]
+
+
+def _declared(extras: frozenset[str]) -> list[Requirement]:
+    """The project's requirements for ``extras``, read from pyproject (not the installed copy,
+    which is as old as the last `make setup`), with markers as pip writes them."""
+    project = _pyproject()["project"]
+    lines = list(project["dependencies"])
+    for extra, requirements in project["optional-dependencies"].items():
+        lines += [f'{r}; extra == "{extra}"' for r in requirements]
+    return list(map(Requirement, lines))
+
+
+def _requires(name: str) -> list[str]:
+    return metadata.requires(name) or []
+
+
+def _closure(extras: set[str]) -> set[str]:
+    """The installed distributions ``pip install .[extras]`` pulls in (canonical names)."""
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [(PROJECT, frozenset(extras))]
+    while todo:
+        name, wanted = todo.pop()
+        if (canonicalize_name(name), wanted) in seen:
+            continue
+        seen.add((canonicalize_name(name), wanted))
+        for req in _declared(wanted) if name == PROJECT else map(Requirement, _requires(name)):
+            envs = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
+            if req.marker is None or any(req.marker.evaluate(env) for env in envs):
+                todo.append((req.name, frozenset(req.extras)))
+    return {name for name, _ in seen}
+
+
+def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
+    expected = {str(r) for r in _requirements()}
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
     pip_entries = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = {entry for entry in pip_entries if not entry.startswith("-e")}
+    listed = {str(Requirement(e)) for e in pip_entries if not e.startswith("-e")}
     assert listed == expected
     assert "-e .[dev]" in pip_entries
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
@@ -33,16 +78,70 @@ def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
 
 
 def test_every_dependency_has_a_bounded_range() -> None:
-    project = _pyproject()["project"]
-    for requirement in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
-        assert re.search(r">=[\d.]+,<[\d.]+$", requirement), requirement
+    for requirement in _requirements():
+        bounds = {spec.operator for spec in requirement.specifier}
+        assert bounds == {">=", "<"}, requirement
 
 
-def test_known_incompatibilities_are_pinned_away() -> None:
-    deps = _pyproject()["project"]["dependencies"]
-    assert "pandas>=2.3.3,<3" in deps  # pyspark 4.3 warns on pandas 3
-    assert "sqlglot>=30.17,<30.18" in deps  # ibis 12 breaks with sqlglot >= 30.18
-    assert not any("ibis-framework[pyspark" in d for d in deps)  # would downgrade Spark
+def test_installed_versions_satisfy_every_declared_range() -> None:
+    """The venv `make setup` built is the one pyproject describes (pandas < 3 for pyspark 4.3,
+    sqlglot < 30.18 for ibis 12, pyspark not downgraded by an ibis extra)."""
+    for requirement in _requirements():
+        installed = metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed, prereleases=True), (
+            f"{requirement.name} {installed} is outside {requirement.specifier}"
+        )
+
+
+def test_dev_extra_installs_every_role() -> None:
+    """`make setup` installs `.[dev]`: every role's packages, so a learner has everything."""
+    dev = _closure({"dev"})
+    for role in ("api", "job", "notebooks"):
+        assert _closure({role}) <= dev, role
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"pip install .*-e '\.\[dev\]'", makefile)
+
+
+# What each role runs; importing it must need nothing outside its extra (and the base).
+ROLE_ENTRY_POINTS = {
+    "api": ["api.main", "api.migrate"],
+    "job": ["lib.predict", "lib.training", "lib.data", "lib.spark_engine", "lib.spark"],
+}
+# Distributions the API image must not carry (the reason for the split).
+NOT_IN_API = {"pyspark", "catboost", "scikit-learn", "jupyterlab", "papermill", "matplotlib"}
+
+IMPORT_GUARD = """
+import importlib, importlib.abc, importlib.metadata as md, json, re, sys
+allowed, modules = set(json.loads(sys.argv[1])), json.loads(sys.argv[2])
+owners = md.packages_distributions()
+
+class Guard(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in owners.get(top, ())}
+        if dists and not dists & allowed:  # as if not installed: optional imports fall back
+            raise ModuleNotFoundError(f"No module named {top!r} (from {sorted(dists)})", name=top)
+
+sys.meta_path.insert(0, Guard())
+for module in modules:
+    importlib.import_module(module)
+"""
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_ENTRY_POINTS))
+def test_each_role_imports_only_what_its_extra_installs(role: str) -> None:
+    """A role installed alone (`pip install .[role]`) can import what it runs.
+
+    A subprocess imports the role's entry points with every package outside the role's
+    install hidden, so an import the extra does not cover fails here, naming the package.
+    """
+    allowed = {canonicalize_name(d) for d in _closure({role})}
+    if role == "api":
+        assert not NOT_IN_API & allowed
+    modules = ROLE_ENTRY_POINTS[role]
+    guard = [sys.executable, "-c", IMPORT_GUARD, json.dumps(sorted(allowed)), json.dumps(modules)]
+    out = subprocess.run(guard, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 def test_ruff_check_is_clean() -> None:
@@ -70,10 +169,30 @@ def test_gitignore_keeps_generated_folders_out() -> None:
         assert folder in ignored
 
 
-def test_ci_script_runs_make_test_with_postgres_enabled() -> None:
-    script = (PROJECT_ROOT / ".ci" / "run").read_text()
-    assert "make test" in script
-    assert "TEST_DATABASE_URL" in script and "CI=true" in script
+@pytest.mark.parametrize(("make_exit", "ci_exit"), [(0, 0), (1, 1), (5, 1)])
+def test_ci_script_runs_make_test_with_postgres_required(
+    tmp_path: Path, make_exit: int, ci_exit: int
+) -> None:
+    """.ci/run calls `make test` with CI set and a PostgreSQL URL; no tests collected fails."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    record = tmp_path / "make.args"
+    (fake / "make").write_text(
+        f'#!/bin/sh\necho "$* CI=$CI URL=$TEST_DATABASE_URL" > {record}\nexit {make_exit}\n'
+    )
+    (fake / "make").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TEST_DATABASE_URL")}
+    env["PATH"] = f"{fake}{os.pathsep}{env['PATH']}"
+    out = subprocess.run(
+        ["bash", str(PROJECT_ROOT / ".ci" / "run")], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == ci_exit, out.stderr
+    assert record.read_text().split() == [
+        "test",
+        "CI=true",
+        "URL=postgresql+psycopg2://postgres@127.0.0.1:5432/test",
+    ]
+    assert ("collected no tests" in out.stderr) == (make_exit == 5)
 
 
 def test_papermill_sees_every_parameter_of_every_notebook() -> None:
