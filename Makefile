@@ -70,9 +70,10 @@ score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and re
 lab: setup ## open JupyterLab on the notebooks
 	$(VENV)/bin/jupyter lab notebooks/
 
-lint: setup ## ruff check + format check, notebooks stripped
+lint: setup ## ruff check + format check, mypy, notebooks stripped
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
 
 format: setup ## ruff fix + format, strip notebook outputs
@@ -89,5 +90,5 @@ bench-scale: setup check-java ## scale benchmark: 10M, 30M, 100M users (long; ~4
 	$(PY) -m bench.scale
 
 clean: ## remove generated data, models, outputs and caches (keeps .venv)
-	rm -rf data models output catboost_info .pytest_cache .ruff_cache spark-warehouse metastore_db derby.log
+	rm -rf data models output catboost_info .pytest_cache .ruff_cache .mypy_cache spark-warehouse metastore_db derby.log
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
