@@ -1,19 +1,20 @@
-"""Shared fixtures: isolated settings, a small trained model, the one SparkSession."""
+"""Shared fixtures: isolated settings and caches, a small trained model, the one
+SparkSession, PostgreSQL databases. Helpers that are not fixtures live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from api.migrate import upgrade
 from lib.settings import PROJECT_ROOT, Settings, get_settings
+from tests.helpers import configure_env, create_postgres_database, temporary_postgres_database
+
+__all__ = ["NOTEBOOKS", "configure_env", "create_postgres_database"]  # imported by test files
 
 # Spark and Jupyter kernels started by the tests use this interpreter and loopback only.
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -22,18 +23,48 @@ os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 
+# Markers come from what a test uses, so `-m "not spark and not e2e ..."` (make test-fast)
+# really leaves out every test that starts Spark, a server, a kernel or needs PostgreSQL.
+FIXTURE_MARKERS = {
+    "spark": "spark",
+    "project": "e2e",  # the session's uvicorn
+    "postgres_server_url": "postgres",
+    "postgres_database": "postgres",
+    "empty_postgres_database": "postgres",
+    "migrated_postgres_database": "postgres",
+}
+FOLDER_MARKERS = {"e2e": "e2e", "notebooks": "notebooks"}
 
-def configure_env(monkeypatch: pytest.MonkeyPatch, root: Path, **extra: str) -> Settings:
-    """Point DATA_DIR/MODEL_DIR/OUTPUT_DIR (and ``extra`` variables) at ``root``."""
-    for name in ("data", "models", "output"):
-        (root / name).mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("DATA_DIR", str(root / "data"))
-    monkeypatch.setenv("MODEL_DIR", str(root / "models"))
-    monkeypatch.setenv("OUTPUT_DIR", str(root / "output"))
-    for key, value in extra.items():
-        monkeypatch.setenv(key, value)
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder (tests/e2e, tests/notebooks) and its fixtures."""
+    for item in items:
+        folder = item.path.parent.name
+        needed = {FOLDER_MARKERS[folder]} if folder in FOLDER_MARKERS else set()
+        names = set(getattr(item, "fixturenames", ()))
+        needed |= {marker for fixture, marker in FIXTURE_MARKERS.items() if fixture in names}
+        for marker in sorted(needed):
+            if not item.get_closest_marker(marker):
+                item.add_marker(marker)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """CACHE_DIR (Spark's class-data archive) in a session folder, never the user's home.
+
+    Set in ``os.environ``, so Spark, kernels, uvicorn and CLI subprocesses inherit it.
+    """
+    path = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("CACHE_DIR")
+    os.environ["CACHE_DIR"] = str(path)
     get_settings.cache_clear()
-    return get_settings()
+    yield path
+    if previous is None:
+        os.environ.pop("CACHE_DIR", None)
+    else:
+        os.environ["CACHE_DIR"] = previous
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -91,26 +122,22 @@ def postgres_server_url() -> str:
     return url
 
 
-def create_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
-    """A new, empty database on the test server; returns its URL and a function dropping it."""
-    name = f"sparkml_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
 @pytest.fixture(scope="session")
 def postgres_database(postgres_server_url: str) -> Iterator[str]:
     """One migrated PostgreSQL database for the session (tables emptied between tests)."""
-    url, drop = create_postgres_database(postgres_server_url)
-    upgrade(url)
-    yield url
-    drop()
+    with temporary_postgres_database(postgres_server_url, migrated=True) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """A new database without tables for one test, dropped afterwards."""
+    with temporary_postgres_database(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_database(postgres_server_url: str) -> Iterator[str]:
+    """A new database at the newest migration for one test, dropped afterwards."""
+    with temporary_postgres_database(postgres_server_url, migrated=True) as url:
+        yield url

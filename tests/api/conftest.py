@@ -12,21 +12,12 @@ from sqlalchemy import create_engine, text
 
 from api import db as api_db
 from api.migrate import upgrade
+from lib.contract import seed_campaign
 from lib.settings import get_settings
-from tests.conftest import configure_env
+from tests.helpers import configure_env
 
-SEED_BODY = {
-    "name": "Black Friday Campaign",
-    "model_path": "models/campaign_model_v1.pkl",
-    "audience_filter": "country='US' AND age > 25",
-    "features": [
-        "recency",
-        "frequency",
-        "monetary",
-        "engagement_score",
-        "days_since_last_purchase",
-    ],
-}
+# The seed campaign body (lib.contract.seed_campaign); the API tests import it from here.
+SEED_BODY = seed_campaign()
 
 
 def reset_caches() -> None:
@@ -67,6 +58,7 @@ def api_env(
 
 @pytest.fixture
 def client(api_env: Path) -> Iterator[TestClient]:
+    """The app in process (lifespan included) on the database under test."""
     from api.main import app
 
     with TestClient(app) as test_client:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import SEED_BODY
+from tests.helpers import SEED_BODY
 
 
 def create(client: TestClient, **overrides: object) -> dict:

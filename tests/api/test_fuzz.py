@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,8 @@ from sqlalchemy import text
 from api.db import get_engine
 from api.main import app
 from api.migrate import upgrade
-from tests.api.conftest import SEED_BODY, reset_caches
-from tests.conftest import configure_env, create_postgres_database
+from tests.api.conftest import reset_caches
+from tests.helpers import SEED_BODY, configure_env, temporary_postgres_database
 
 CHECKS = [
     not_a_server_error,  # no 5xx for any input
@@ -68,20 +69,18 @@ def fuzz_database(
 ) -> Iterator[str]:
     """A migrated database of each kind and the trained model, for every generated request."""
     root = tmp_path_factory.mktemp("fuzz")
-    drop = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'fuzz.db'}"
-    else:
-        url, drop = create_postgres_database(request.getfixturevalue("postgres_server_url"))
-    monkeypatch = pytest.MonkeyPatch()
-    configure_env(monkeypatch, root, DATABASE_URL=url, MODEL_DIR=str(trained_model_dir))
-    upgrade(url)
-    reset_caches()
-    yield request.param
-    reset_caches()
-    monkeypatch.undo()
-    if drop is not None:
-        drop()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{root / 'fuzz.db'}"
+            upgrade(url)
+        else:
+            server = request.getfixturevalue("postgres_server_url")
+            url = stack.enter_context(temporary_postgres_database(server, migrated=True))
+        monkeypatch = stack.enter_context(pytest.MonkeyPatch.context())
+        configure_env(monkeypatch, root, DATABASE_URL=url, MODEL_DIR=str(trained_model_dir))
+        reset_caches()
+        yield request.param
+        reset_caches()
     print(f"\nschemathesis requests on {request.param}: {CASE_COUNTS[request.param]}")
     answers = sorted((k[1:], n) for k, n in WORKFLOW_ANSWERS.items() if k[0] == request.param)
     print("stateful answers:", answers)

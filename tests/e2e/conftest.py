@@ -1,4 +1,8 @@
-"""A project folder (users, model, SQLite config DB) served by a real uvicorn, for job tests."""
+"""A project folder (users, model, SQLite config DB) served by a real uvicorn, for job tests.
+
+One server for the whole session (the job, notebook, cluster and client tests share it):
+tests create campaigns under names of their own and never depend on what else is stored.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +19,21 @@ from api.models import CampaignRow
 from lib import schema
 from lib.api_client import ConfigApiClient
 from lib.data import write_users
+from tests.helpers import project_env
 from tests.servers import uvicorn_server
 
 
 @dataclass
 class Project:
+    """The shared project folder and the URL of the config API serving it."""
+
     root: Path
     url: str
 
     @property
     def env(self) -> dict[str, str]:
-        return {
-            "DATA_DIR": str(self.root / "data"),
-            "MODEL_DIR": str(self.root / "models"),
-            "OUTPUT_DIR": str(self.root / "output"),
-            "CONFIG_API_URL": self.url,
-        }
+        """The folders and the API URL, for subprocesses and kernels."""
+        return project_env(self.root, CONFIG_API_URL=self.url)
 
     @property
     def users(self) -> Path:
@@ -73,16 +76,12 @@ class Project:
         return campaign_id
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -> Iterator[Project]:
+    """1,000 users, the trained model and a SQLite config DB behind one uvicorn per session."""
     root = tmp_path_factory.mktemp("project")
     write_users(root / "data" / "sample_users.parquet", 1_000, seed=42)
     shutil.copytree(trained_model_dir, root / "models")
     (root / "output").mkdir()
-    env = {
-        "DATA_DIR": str(root / "data"),
-        "MODEL_DIR": str(root / "models"),
-        "OUTPUT_DIR": str(root / "output"),
-    }
-    with uvicorn_server(env, root / "api.log") as url:
+    with uvicorn_server(project_env(root), root / "api.log") as url:
         yield Project(root, url)

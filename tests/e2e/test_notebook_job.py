@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
-import os
-import subprocess
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import pytest
 
 from lib.settings import PROJECT_ROOT
 from tests.e2e.conftest import Project
+from tests.helpers import project_env, run_cmd
 from tests.notebooks.conftest import executed_notebook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.notebooks]
@@ -22,23 +23,19 @@ NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
 PAPERMILL = Path(sys.executable).parent / "papermill"
 
 
-def run_cmd(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-
-
-def test_papermill_lists_the_parameters() -> None:
-    out = run_cmd([str(PAPERMILL), "--help-notebook", str(NOTEBOOK)], {})
+def test_papermill_lists_every_parameter_with_its_declared_type() -> None:
+    out = run_cmd([PAPERMILL, "--help-notebook", NOTEBOOK])
     assert out.returncode == 0, out.stderr
-    for name in ("campaign_id", "config_api_url", "input_path", "output_path", "spark_master"):
-        assert name in out.stdout
-    assert "int" in out.stdout  # typed defaults
+    listed = dict(re.findall(r"^  (\w+): (\w+) \(default", out.stdout, re.M))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    declared = {
+        node.target.id: ast.unparse(node.annotation)
+        for node in ast.parse(cell.source).body
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+    }
+    assert listed == declared
+    assert listed["campaign_id"] == "int"
 
 
 def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
@@ -47,9 +44,9 @@ def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
     executed.parent.mkdir()
     out = run_cmd(
         [
-            str(PAPERMILL),
-            str(NOTEBOOK),
-            str(executed),
+            PAPERMILL,
+            NOTEBOOK,
+            executed,
             "-p",
             "campaign_id",
             str(campaign_id),
@@ -138,12 +135,7 @@ def test_failing_run_exits_with_the_jobs_code_and_keeps_the_notebook(project: Pr
 
 
 def test_make_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
-    env = {
-        "DATA_DIR": str(tmp_path / "data"),
-        "MODEL_DIR": str(tmp_path / "models"),
-        "OUTPUT_DIR": str(tmp_path / "output"),
-        "API_PORT": "0",
-    }
+    env = project_env(tmp_path, API_PORT="0")
     first = run_cmd([sys.executable, "scripts/demo.py"], env)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for text in (

@@ -30,6 +30,7 @@ from lib.registry import load_model
 from lib.settings import PROJECT_ROOT
 from lib.sinks import BigQuerySink, ObjectStoreSink, sink_for
 from tests.e2e.conftest import Project
+from tests.helpers import python_module, run_cmd
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -213,15 +214,11 @@ def test_restricted_mode_makes_spark_refuse_reflection(spark) -> None:
 
 
 # ---- the command line: one readable line and a distinct exit code per failure -----------------
-def cli(project: Project, *args: str, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "lib.predict", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **project.env, **(env or {})},
-    )
+def cli(
+    project: Project, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m lib.predict args`` on the shared project."""
+    return python_module("lib.predict", *args, env={**project.env, **(env or {})}, timeout=300)
 
 
 def assert_one_line_failure(out, code: int, message: str) -> None:
@@ -331,29 +328,21 @@ def test_spark_submit_runs_the_job_file(project: Project) -> None:
 
     campaign_id = project.create_campaign("spark-submit", "age > 45")
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    out = subprocess.run(
+    out = run_cmd(
         [
-            str(spark_submit),
+            spark_submit,
             "--master",
             "local[1]",
             "--driver-memory",
             "1g",
-            str(PROJECT_ROOT / "lib" / "predict.py"),
+            PROJECT_ROOT / "lib" / "predict.py",
             "--campaign-id",
             str(campaign_id),
             "--config-api-url",
             project.url,
         ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
+        project.env,
         timeout=300,
-        env={
-            **os.environ,
-            **project.env,
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-        },
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout

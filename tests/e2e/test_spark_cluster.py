@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ import pandas as pd
 import pytest
 
 from lib import predict, schema
-from lib.settings import PROJECT_ROOT
 from tests.e2e.conftest import Project
+from tests.helpers import python_module
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -121,23 +120,15 @@ def test_job_on_the_cluster_equals_the_local_run(
 ) -> None:
     campaign_id = project.create_campaign("cluster", "country IN ('US', 'GB') AND age >= 30")
     cluster_out = tmp_path / "cluster.parquet"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lib.predict",
-            "--campaign-id",
-            str(campaign_id),
-            "--master",
-            standalone_cluster,
-            "--output",
-            str(cluster_out),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **project.env, "SPARK_LOCAL_IP": "127.0.0.1"},
+    out = python_module(
+        "lib.predict",
+        "--campaign-id",
+        str(campaign_id),
+        "--master",
+        standalone_cluster,
+        "--output",
+        str(cluster_out),
+        env={**project.env, "SPARK_LOCAL_IP": "127.0.0.1"},
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout

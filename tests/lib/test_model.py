@@ -3,8 +3,6 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 from lib import registry, schema, training
 from lib.data import generate_users
 from lib.errors import InvalidInputError, ModelError
+from tests.helpers import python_module
 
 
 @pytest.fixture(scope="module")
@@ -162,17 +161,8 @@ def test_symlink_out_of_the_model_directory_is_refused(model_dir: Path, tmp_path
         registry.resolve_artifact("link.pkl", model_dir)
 
 
-def _run_cli(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
-    )
-
-
 def test_train_cli_prints_the_seed_lines(tmp_path: Path) -> None:
-    out = _run_cli(
-        "-m",
+    out = python_module(
         "lib.training",
         "--n-rows",
         "2000",
@@ -186,18 +176,14 @@ def test_train_cli_prints_the_seed_lines(tmp_path: Path) -> None:
     assert "Model accuracy: 0." in out.stdout
     assert "ROC AUC: 0." in out.stdout
     assert f"Model saved to {tmp_path / 'campaign_model_v1.pkl'}" in out.stdout
-    assert (
-        "Required features: ['recency', 'frequency', 'monetary', 'engagement_score', "
-        "'days_since_last_purchase']" in out.stdout
-    )
+    assert f"Required features: {list(schema.FEATURES)}" in out.stdout
     assert not (tmp_path / "catboost_info").exists()
 
 
 def test_train_cli_single_class_data_fails_with_one_line(tmp_path: Path) -> None:
     data = generate_users(300, labelled=True).assign(converted=1)
     data.to_parquet(tmp_path / "one_class.parquet")
-    out = _run_cli(
-        "-m",
+    out = python_module(
         "lib.training",
         "--training-data",
         str(tmp_path / "one_class.parquet"),
@@ -213,8 +199,8 @@ def test_train_cli_single_class_data_fails_with_one_line(tmp_path: Path) -> None
 
 
 def test_data_cli_rejects_zero_users_with_one_line(tmp_path: Path) -> None:
-    out = _run_cli(
-        "-m", "lib.data", "--n-users", "0", "--output", str(tmp_path / "u.parquet"), cwd=tmp_path
+    out = python_module(
+        "lib.data", "--n-users", "0", "--output", str(tmp_path / "u.parquet"), cwd=tmp_path
     )
     assert out.returncode == InvalidInputError.exit_code
     assert out.stderr.strip() == "❌ error: --n-users must be a positive number, got 0"

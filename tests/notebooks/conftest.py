@@ -6,13 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from testbook import testbook
 from testbook.client import TestbookNotebookClient
 
 from tests.conftest import NOTEBOOKS
-
-pytestmark = pytest.mark.notebooks
 
 
 @contextmanager

@@ -1,3 +1,5 @@
+"""Notebook 05: one checked audience filter on Ibis's DuckDB and PySpark backends."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,5 +22,16 @@ def test_ibis_notebook_runs_the_same_audience_on_duckdb_and_pyspark(
         assert tb.value("duck_count") == expected
         assert tb.value("spark_count") == expected
         assert tb.value("backends_agree") is True
-        assert tb.value("int(audience_sizes.to_numpy().sum())") > 0
+        by_country = users[(users.country == "US") & (users.age > 25)].groupby("country").size()
+        assert tb.value("duck_by_country.set_index('country')['users'].to_dict()") == (
+            by_country.to_dict()
+        )
+        # The bar chart's audiences, each counted by pandas on the same users.
+        engaged = users.country.isin(["GB", "DE", "FR"]) & (users.engagement_score >= 0.5)
+        lapsed = (users.days_since_last_purchase > 180) & (users.frequency > 0)
+        assert tb.value("audience_sizes.sum().to_dict()") == {
+            "seed: US, over 25": expected,
+            "engaged Europeans": int(engaged.sum()),
+            "lapsed buyers": int(lapsed.sum()),
+        }
         assert "WHERE" in tb.value('ibis.to_sql(audience_duck, dialect="duckdb")')
