@@ -13,7 +13,6 @@ from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, Field
 
-from lib import schema
 from lib.settings import DEFAULT_CONFIG_API_URL
 
 __all__ = [
@@ -49,6 +48,8 @@ def seed_campaign() -> dict[str, Any]:
     Its features are the model's, from :mod:`lib.schema`: adding a feature column there
     changes the seed body too.
     """
+    from lib import schema  # here, not at the top: the client and the registry need no pyarrow
+
     return {
         "name": "Black Friday Campaign",
         "model_path": "models/campaign_model_v1.pkl",

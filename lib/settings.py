@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     pyspark_gateway_port: int | None = Field(
         default=None, description="Set by spark-submit for the Python driver it launched."
     )
+    spark_remote: str | None = Field(
+        default=None,
+        description="pyspark's own SPARK_REMOTE (sc://host:port): use Spark Connect, not a JVM "
+        "of our own. The token comes from SPARK_CONNECT_AUTHENTICATE_TOKEN or, for the local "
+        "server, its token file.",
+    )
+    spark_connect_port: int = Field(
+        default=15002, ge=1, le=65535, description="Port of the local Spark Connect server."
+    )
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
     spark_class_cache: bool = Field(
         default=True, description="Share a JVM class-data archive between local Spark starts."

@@ -21,7 +21,14 @@ from lib.settings import Settings, get_settings
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["SECURITY_CONF", "build_spark", "resolve_master"]
+__all__ = [
+    "SECURITY_CONF",
+    "build_spark",
+    "connect_spark",
+    "is_remote",
+    "resolve_master",
+    "server_conf",
+]
 
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
 
@@ -93,17 +100,77 @@ def resolve_master(master: str | None, settings: Settings) -> str | None:
     return None if settings.pyspark_gateway_port is not None else "local[*]"
 
 
+def server_conf(settings: Settings, *, ui: bool = False) -> dict[str, str]:
+    """The project's Spark settings: for our own local JVM and for the Spark Connect server.
+
+    Set where the JVM starts (server-side for Connect), so a client cannot opt out of them.
+    """
+    return {
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "true" if ui else "false",
+        "spark.ui.showConsoleProgress": "false",
+        # Quiet JVM logs (the file is shipped inside lib/); errors still show.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}",
+        # Write timestamps as UTC-adjusted INT64 micros: pandas/pyarrow read them as
+        # timezone-aware UTC (Spark's legacy INT96 comes back naive).
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.sql.shuffle.partitions": "8",  # 200 tiny tasks cost more than they give
+        **SECURITY_CONF,
+    }
+
+
+def is_remote(spark: object) -> bool:
+    """Is ``spark`` a Spark Connect session (no sparkContext, no JVM in this process)?"""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def connect_spark(url: str | None = None) -> SparkSession:
+    """A Spark Connect session (``url`` defaults to SPARK_REMOTE).
+
+    The token is pyspark's SPARK_CONNECT_AUTHENTICATE_TOKEN; for the project's local server
+    (``make up``) it is read from the server's token file when that variable is not set.
+    """
+    from pyspark.sql import SparkSession
+
+    from lib.connect_server import TOKEN_ENV, ConnectServer
+
+    settings = get_settings()
+    url = url or settings.spark_remote
+    if not url:
+        raise ValueError("no Spark Connect URL: set SPARK_REMOTE=sc://host:port")
+    if TOKEN_ENV not in os.environ and ";token=" not in url:
+        token = ConnectServer(settings=settings).token()
+        if token is not None:
+            os.environ[TOKEN_ENV] = token
+    return SparkSession.builder.remote(url).getOrCreate()
+
+
 def build_spark(
     app_name: str = "spark-ml-pipeline",
     master: str | None = None,
     *,
     ui: bool = False,
     extra_conf: Mapping[str, str] | None = None,
+    remote: bool | None = None,
 ) -> SparkSession:
-    """Create (or return the running) SparkSession with the project's settings."""
+    """The session to use: Spark Connect when SPARK_REMOTE says so, else a local JVM.
+
+    ``remote=False`` forces a classic session (Ibis's PySpark backend needs one); an explicit
+    ``master`` also means classic. Classic sessions get the project's settings
+    (:func:`server_conf`); a Connect server has them set server-side already.
+    """
     from pyspark.sql import SparkSession
 
     settings = get_settings()
+    if remote is None:
+        remote = bool(settings.spark_remote) and master is None
+    if remote:
+        return connect_spark()
     master = resolve_master(master, settings)
     local = master is not None and master.startswith("local")
     if local:
@@ -113,26 +180,18 @@ def build_spark(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
-    conf: dict[str, str] = {
-        "spark.driver.memory": settings.spark_driver_memory,
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "100000",
-        "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "true" if ui else "false",
-        "spark.ui.showConsoleProgress": "false",
-        # Quiet JVM logs (the file is shipped inside lib/); errors still show.
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG}"
-        + (f" {class_cache_options(settings)}" if local else ""),
-        # Write timestamps as UTC-adjusted INT64 micros: pandas/pyarrow read them as
-        # timezone-aware UTC (Spark's legacy INT96 comes back naive).
-        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-        **SECURITY_CONF,
-        **(extra_conf or {}),
-    }
+    conf = {**server_conf(settings, ui=ui), **(extra_conf or {})}
     if local:
-        conf["spark.driver.host"] = "127.0.0.1"
-        conf["spark.driver.bindAddress"] = "127.0.0.1"
-        conf["spark.sql.shuffle.partitions"] = "8"  # 200 tiny tasks cost more than they give
+        options = class_cache_options(settings)
+        if options:
+            conf["spark.driver.extraJavaOptions"] += f" {options}"
+    else:  # a cluster: its own addresses and partitioning
+        for key in (
+            "spark.driver.host",
+            "spark.driver.bindAddress",
+            "spark.sql.shuffle.partitions",
+        ):
+            conf.pop(key, None)
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)

@@ -205,7 +205,8 @@ def test_concurrent_publishers_and_kills_never_break_the_target(tmp_path: Path) 
         for process in workers:
             process.start()
         rng = random.Random(7)
-        for victim in rng.sample(workers, 2):  # two publishers die mid-way, lock held or not
+        victims = rng.sample(workers, 2)  # two publishers die mid-way, lock held or not
+        for victim in victims:
             time.sleep(rng.uniform(0.05, 0.2))
             os.kill(victim.pid, signal.SIGKILL)
         for process in workers:
@@ -215,8 +216,9 @@ def test_concurrent_publishers_and_kills_never_break_the_target(tmp_path: Path) 
         stop.set()
         watcher.join()
     assert problems == []
-    survivors = [p for p in workers if p.exitcode == 0]
-    assert len(survivors) == 4
+    # A victim may have finished its rounds before the signal came; every other one did.
+    assert all(p.exitcode == 0 for p in workers if p not in victims)
+    assert all(p.exitcode in (0, -signal.SIGKILL) for p in victims)
     target = LocalTarget(path)
     assert target.is_own_output()
     publish(target, "after")  # a later run cleans the dead runs' debris and publishes

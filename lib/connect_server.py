@@ -1,0 +1,347 @@
+"""A local Spark Connect server: one warm Spark for notebooks, `make score` and the tests.
+
+    python -m lib.connect_server run      # foreground (make spark); Ctrl-C stops it
+    python -m lib.connect_server start    # background, waits until it answers (make up)
+    python -m lib.connect_server stop     # stops the server `start` started, by pid (make down)
+    python -m lib.connect_server status   # one line; exit 0 when up
+    python -m lib.connect_server env      # SPARK_REMOTE=... lines for a shell or a Makefile
+
+Every client process (a notebook kernel, a papermill run, a test) then connects in a
+fraction of a second to a JVM that is already warm, instead of starting its own.
+
+The server comes from the installed pyspark (``bin/spark-submit`` and the connect jar ship
+in the wheel), binds to 127.0.0.1 only, runs this interpreter for Python workers, and has the
+hardening of :func:`lib.spark.build_spark` set server-side (restricted SQL, no SQL on files,
+UTC, Arrow). A Connect server runs any plan or Python function a client sends, so it requires
+Spark's pre-shared token: a random one per start, kept in a file only the user can read and
+handed to the server through its environment (not its command line, which ``ps`` shows).
+
+The state file records which checkout, interpreter and pyspark started the server; a server
+on the port that another checkout, venv or pyspark version started is reported, never reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from lib.errors import PipelineError, run_cli
+from lib.settings import PROJECT_ROOT, Settings, get_settings
+
+__all__ = [
+    "ConnectServer",
+    "ServerIdentity",
+    "connect_url",
+    "local_server",
+]
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - a variable's name, not a secret
+
+
+class ConnectServerError(PipelineError):
+    """The local Spark Connect server cannot be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    """Who started a server: a server is reused only by the same checkout, venv and pyspark."""
+
+    project_root: str
+    python: str
+    pyspark: str
+
+    @classmethod
+    def current(cls) -> ServerIdentity:
+        import pyspark
+
+        return cls(str(PROJECT_ROOT), sys.executable, pyspark.__version__)
+
+
+def connect_url(port: int) -> str:
+    """The client URL for a local server. ``localhost`` (not 127.0.0.1): pyspark sends a
+    token over a plain local channel only to that host name; anything else requires TLS."""
+    return f"sc://localhost:{port}"
+
+
+class ConnectServer:
+    """The server on one port, with its state and token files under CACHE_DIR."""
+
+    def __init__(self, port: int | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.port = port or self.settings.spark_connect_port
+        base = self.settings.cache_dir / "spark-connect"
+        self.state_path = base / f"server-{self.port}.json"
+        self.token_path = base / f"server-{self.port}.token"
+        self.log_path = self.settings.output_dir / "logs" / f"spark-connect-{self.port}.log"
+
+    # ---- state ---------------------------------------------------------------------------
+    def _state(self) -> dict[str, object] | None:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def token(self) -> str | None:
+        try:
+            return self.token_path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def running_pid(self) -> int | None:
+        """The pid of *our* server on this port (same checkout, venv, pyspark), if it is up.
+
+        Raises ConnectServerError when the port is served by someone else's server.
+        """
+        state = self._state()
+        pid = int(str(state.get("pid", 0))) if state else 0
+        alive = pid > 0 and _is_connect_server(pid)
+        if state and alive:
+            theirs = ServerIdentity(**state["identity"])  # type: ignore[arg-type]
+            if theirs != ServerIdentity.current():
+                raise ConnectServerError(
+                    f"port {self.port} is served by a Spark Connect server started from "
+                    f"another checkout, venv or pyspark ({theirs.project_root}, "
+                    f"{theirs.python}, pyspark {theirs.pyspark}); stop it there with "
+                    "`make down`, or set SPARK_CONNECT_PORT to another port"
+                )
+            return pid
+        if self._listening():
+            raise ConnectServerError(
+                f"port {self.port} is in use by a program this project did not start; stop "
+                "it, or set SPARK_CONNECT_PORT to another port"
+            )
+        if state:  # a stale state file: the server died
+            self._forget()
+        return None
+
+    def _forget(self) -> None:
+        self.state_path.unlink(missing_ok=True)
+        self.token_path.unlink(missing_ok=True)
+
+    # ---- the command ---------------------------------------------------------------------
+    def command(self) -> list[str]:
+        import pyspark
+
+        from lib.spark import server_conf
+
+        spark_home = Path(pyspark.__file__).parent
+        args = [
+            str(spark_home / "bin" / "spark-submit"),
+            "--class",
+            SERVER_CLASS,
+            "--name",
+            "Spark Connect server (spark-ml-pipeline)",
+            "--master",
+            self.settings.spark_master or "local[*]",
+        ]
+        conf = {
+            **server_conf(self.settings),
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(self.port),
+        }
+        for key, value in conf.items():
+            args += ["--conf", f"{key}={value}"]
+        return args
+
+    def environment(self, token: str) -> dict[str, str]:
+        import pyspark
+
+        return {
+            **os.environ,
+            "SPARK_HOME": str(Path(pyspark.__file__).parent),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            TOKEN_ENV: token,
+        }
+
+    def _new_token(self) -> str:
+        token = secrets.token_urlsafe(32)
+        self.token_path.parent.mkdir(parents=True, exist_ok=True)
+        self.token_path.unlink(missing_ok=True)
+        fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token)
+        return token
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def start(self, timeout: float = 120) -> int:
+        """Start the server in the background (or find it running); returns its pid."""
+        pid = self.running_pid()
+        if pid is not None:
+            return pid
+        token = self._new_token()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            process = subprocess.Popen(
+                self.command(),
+                env=self.environment(token),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.settings.cache_dir,
+                start_new_session=True,  # Ctrl-C in the terminal that ran `make up` spares it
+            )
+        self._write_state(process.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self._forget()
+                raise ConnectServerError(
+                    f"the Spark Connect server exited with {process.returncode} while "
+                    f"starting; see {self.log_path}:\n{_tail(self.log_path)}"
+                )
+            if self._listening():
+                return process.pid
+            time.sleep(0.2)
+        self.stop()
+        raise ConnectServerError(
+            f"the Spark Connect server did not answer within {timeout:.0f} s; see {self.log_path}"
+        )
+
+    def _write_state(self, pid: int) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "pid": pid,
+            "port": self.port,
+            "identity": asdict(ServerIdentity.current()),
+            "log": str(self.log_path),
+            "started_at": time.time(),
+        }
+        self.state_path.write_text(json.dumps(state))
+
+    def stop(self, timeout: float = 30) -> bool:
+        """Stop our server by pid (nothing else); returns whether one was running."""
+        state = self._state()
+        pid = int(str(state.get("pid", 0))) if state else 0
+        if pid <= 0 or not _is_connect_server(pid):
+            self._forget()
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self._forget()
+        return True
+
+    def run_foreground(self) -> int:
+        """`make spark`: the server in this terminal until Ctrl-C."""
+        if self.running_pid() is not None:
+            raise ConnectServerError(
+                f"a Spark Connect server of this project already runs on port {self.port} "
+                "(`make down` stops it)"
+            )
+        token = self._new_token()
+        process = subprocess.Popen(self.command(), env=self.environment(token))
+        self._write_state(process.pid)
+        print(
+            f"Spark Connect on {connect_url(self.port)} (token in {self.token_path}); Ctrl-C stops"
+        )
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            return process.wait()
+        finally:
+            self._forget()
+
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs to use this server (pyspark's own variables)."""
+        token = self.token()
+        if token is None:
+            return {}
+        return {"SPARK_REMOTE": connect_url(self.port), TOKEN_ENV: token}
+
+
+def local_server(settings: Settings | None = None) -> ConnectServer | None:
+    """The project's local server when it is up (for `make score` and notebooks), else None."""
+    server = ConnectServer(settings=settings)
+    try:
+        return server if server.running_pid() is not None else None
+    except ConnectServerError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid)
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0].lower()
+    except (OSError, IndexError):
+        return ""
+
+
+def _is_connect_server(pid: int) -> bool:
+    """Is ``pid`` a live Spark Connect server JVM (so a recycled pid is never signalled)?"""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return SERVER_CLASS.encode() in cmdline
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.connect_server", description=__doc__)
+    parser.add_argument("action", choices=["run", "start", "stop", "status", "env"])
+    parser.add_argument("--port", type=int, default=None, help="default: SPARK_CONNECT_PORT")
+    args = parser.parse_args(argv)
+    server = ConnectServer(args.port)
+    if args.action == "run":
+        return server.run_foreground()
+    if args.action == "start":
+        pid = server.start()
+        print(f"✅ Spark Connect on {connect_url(server.port)} (pid {pid}, log {server.log_path})")
+        return 0
+    if args.action == "stop":
+        stopped = server.stop()
+        print("🛑 Spark Connect stopped" if stopped else "Spark Connect was not running")
+        return 0
+    if args.action == "env":
+        env: Mapping[str, str] = server.client_env() if server.running_pid() else {}
+        for key, value in env.items():
+            print(f"{key}={value}")
+        return 0
+    running = server.running_pid()
+    state = f"up, pid {running}" if running else "down"
+    print(f"Spark Connect: {state} ({connect_url(server.port)})")
+    return 0 if running else 1
+
+
+if __name__ == "__main__":
+    run_cli(main)
