@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import shlex
 import subprocess
 from pathlib import Path
@@ -12,8 +13,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from lib.connect_server import TOKEN_ENV
 from lib.predict import build_parser
 from lib.settings import PROJECT_ROOT, Settings
+from lib.spark import LOG4J2_CONFIG, server_conf
 
 K8S = PROJECT_ROOT / "k8s"
 CRDS = K8S / "crds"  # the operator's CRDs, vendored (see k8s/crds/README.md)
@@ -32,15 +35,20 @@ def by_kind(kind: str) -> list[dict]:
     return [doc for _, doc in manifests() if doc["kind"] == kind]
 
 
+# kind -> (the CRD file's plural, the served version the manifests use)
+OPERATOR_KINDS = {
+    "SparkApplication": ("sparkapplications", "v1beta2"),
+    "ScheduledSparkApplication": ("scheduledsparkapplications", "v1beta2"),
+    "SparkConnect": ("sparkconnects", "v1alpha1"),
+}
+
+
 def crd_schema(kind: str) -> dict:
-    name = {
-        "SparkApplication": "sparkapplications",
-        "ScheduledSparkApplication": "scheduledsparkapplications",
-    }[kind]
+    name, version_name = OPERATOR_KINDS[kind]
     path = CRDS / f"sparkoperator.k8s.io_{name}.yaml"
     assert path.exists(), f"CRD reference missing: {path}"
     crd = yaml.safe_load(path.read_text())
-    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1beta2")
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == version_name)
     return version["schema"]["openAPIV3Schema"]
 
 
@@ -65,16 +73,18 @@ def test_every_manifest_has_a_known_kind() -> None:
         "Job",
         "SparkApplication",
         "ScheduledSparkApplication",
+        "SparkConnect",
+        "NetworkPolicy",
     }
 
 
-@pytest.mark.parametrize("kind", ["SparkApplication", "ScheduledSparkApplication"])
+@pytest.mark.parametrize("kind", sorted(OPERATOR_KINDS))
 def test_spark_operator_resources_validate_against_the_crd(kind: str) -> None:
     schema = crd_schema(kind)
     docs = by_kind(kind)
     assert docs
     for doc in docs:
-        assert doc["apiVersion"] == "sparkoperator.k8s.io/v1beta2"
+        assert doc["apiVersion"] == f"sparkoperator.k8s.io/{OPERATOR_KINDS[kind][1]}"
         jsonschema.validate(doc, schema)
 
 
@@ -98,6 +108,11 @@ def test_a_broken_manifest_is_caught() -> None:
         jsonschema.validate(
             {**app, "spec": {**app["spec"], "type": "Ruby"}}, crd_schema("SparkApplication")
         )
+    connect = by_kind("SparkConnect")[0]
+    spec = {k: v for k, v in connect["spec"].items() if k != "sparkVersion"}
+    for broken_spec in (spec, {**connect["spec"], "server": {**spec["server"], "cores": 0}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**connect, "spec": broken_spec}, crd_schema("SparkConnect"))
 
 
 def test_spark_arguments_are_accepted_by_the_jobs_parser() -> None:
@@ -124,8 +139,11 @@ def test_every_container_uses_the_one_image() -> None:
     for spec in pod_specs():
         for container in spec.get("initContainers", []) + spec["containers"]:
             assert container["image"] == IMAGE
+    for doc in by_kind("SparkConnect"):
+        assert doc["spec"]["image"] == IMAGE
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
     assert compose["services"]["api"]["image"] == IMAGE
+    assert compose["services"]["spark-connect"]["image"] == IMAGE
 
 
 def test_configuration_names_are_settings_and_secrets_stay_out() -> None:
@@ -169,6 +187,11 @@ def test_volumes_claim_the_projects_pvc() -> None:
     claims += [
         v["persistentVolumeClaim"]["claimName"] for spec in spark_specs() for v in spec["volumes"]
     ]
+    for role in ("server", "executor"):  # SparkConnect: both read users and write predictions
+        template = spark_connect()["spec"][role]["template"]["spec"]
+        claims += [v["persistentVolumeClaim"]["claimName"] for v in template["volumes"]]
+        container = template["containers"][0]
+        assert {"name": "data", "mountPath": "/data"} in container["volumeMounts"], role
     assert claims and set(claims) == {pvc}
 
 
@@ -216,4 +239,201 @@ def test_vendored_crds_are_the_spark_operators() -> None:
         crd = yaml.safe_load(path.read_text())
         assert crd["kind"] == "CustomResourceDefinition"
         assert crd["spec"]["group"] == "sparkoperator.k8s.io"
-    assert isinstance(CRDS, Path) and len(list(CRDS.glob("*.yaml"))) == 2
+    kinds = {yaml.safe_load(p.read_text())["spec"]["names"]["kind"] for p in CRDS.glob("*.yaml")}
+    assert kinds == set(OPERATOR_KINDS)
+    assert isinstance(CRDS, Path) and len(list(CRDS.glob("*.yaml"))) == 3
+    assert "Apache-2.0" in (CRDS / "README.md").read_text()
+
+
+# ---- Spark Connect (k8s/spark-connect.yaml) --------------------------------------------------
+# Labels and names the spark-operator gives what a SparkConnect creates (its
+# internal/controller/sparkconnect: GetServerSelectorLabels, GetServerServiceName, executor conf).
+CONNECT_NAME_LABEL = "sparkoperator.k8s.io/connect-name"
+CONNECT_PORT = 15002
+DRIVER_PORTS = {7078, 7079}  # spark.driver.port, spark.driver.blockManager.port
+
+
+def spark_connect() -> dict:
+    (doc,) = by_kind("SparkConnect")
+    return doc
+
+
+def server_pod_labels(connect: dict) -> dict[str, str]:
+    template = connect["spec"]["server"]["template"]["metadata"]["labels"]
+    return {**template, CONNECT_NAME_LABEL: connect["metadata"]["name"]}
+
+
+def executor_pod_labels(connect: dict) -> dict[str, str]:
+    template = connect["spec"]["executor"]["template"]["metadata"]["labels"]
+    return {
+        **template,
+        **connect["metadata"]["labels"],
+        CONNECT_NAME_LABEL: connect["metadata"]["name"],
+        "spark-role": "executor",
+    }
+
+
+def selects(selector: dict, labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels is modelled here"
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def ingress_allowed(policy: dict, pod_labels: dict[str, str], port: int) -> bool:
+    """Does ``policy`` let a pod of this namespace with ``pod_labels`` in on ``port``?"""
+    for rule in policy["spec"].get("ingress", []):
+        ports = {p["port"] for p in rule.get("ports", [])} or {port}
+        peers = rule.get("from", [])
+        for peer in peers:
+            assert set(peer) == {"podSelector"}, "only same-namespace pod peers are modelled"
+        if port in ports and (
+            not peers or any(selects(p["podSelector"], pod_labels) for p in peers)
+        ):
+            return True
+    return False
+
+
+def pod_labels(kind: str) -> dict[str, str]:
+    (doc,) = by_kind(kind)
+    return doc["spec"]["template"]["metadata"]["labels"]
+
+
+def test_spark_connect_server_has_the_projects_hardening_server_side() -> None:
+    # The same confs as lib.spark.server_conf, minus what the operator and the manifest set
+    # for the pod (driver memory is server.memory; host and bind address are the pod's).
+    expected = server_conf(Settings())
+    for key in ("spark.driver.memory", "spark.driver.host", "spark.driver.bindAddress"):
+        expected.pop(key)
+    in_image = "/app/" + str(LOG4J2_CONFIG.relative_to(PROJECT_ROOT))
+    expected["spark.driver.extraJavaOptions"] = expected["spark.driver.extraJavaOptions"].replace(
+        str(LOG4J2_CONFIG), in_image
+    )
+    connect = spark_connect()
+    assert connect["spec"]["sparkConf"] == expected
+    assert connect["spec"]["server"]["memory"] == Settings().spark_driver_memory
+    assert connect["spec"]["server"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
+
+
+def test_spark_connect_server_finds_spark_in_the_projects_image() -> None:
+    dockerfile = (K8S / "Dockerfile").read_text()
+    python = re.search(r"^FROM python:(\d+\.\d+)", dockerfile, re.M)
+    assert python
+    (server,) = spark_connect()["spec"]["server"]["template"]["spec"]["containers"]
+    assert server["name"] == "spark-kubernetes-driver"  # the container the operator fills in
+    env = {e["name"]: e for e in server["env"]}
+    assert env["SPARK_HOME"]["value"] == (
+        f"/usr/local/lib/python{python.group(1)}/site-packages/pyspark"
+    )
+
+
+def test_spark_connect_token_comes_from_a_secret() -> None:
+    (server,) = spark_connect()["spec"]["server"]["template"]["spec"]["containers"]
+    (token,) = [e for e in server["env"] if e["name"] == TOKEN_ENV]
+    assert set(token) == {"name", "valueFrom"}
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "spark-connect-token", "key": "token"}
+    readme = (K8S / "spark-connect.yaml").read_text()
+    assert "kubectl create secret generic spark-connect-token" in readme
+    assert not by_kind("Secret")  # created by the user, never committed
+
+
+def test_spark_connect_is_not_exposed_outside_the_cluster() -> None:
+    service = spark_connect()["spec"]["server"].get("service")
+    assert service is None or service["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_network_policy_guards_exactly_the_connect_server() -> None:
+    (policy,) = by_kind("NetworkPolicy")
+    connect = spark_connect()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    selector = policy["spec"]["podSelector"]
+    assert selects(selector, server_pod_labels(connect))
+    # Not the executors (they need their own traffic), not the project's other pods.
+    assert not selects(selector, executor_pod_labels(connect))
+    for kind in ("Deployment", "Job"):
+        assert not selects(selector, pod_labels(kind)), kind
+
+
+def test_only_the_projects_clients_reach_the_connect_port() -> None:
+    (policy,) = by_kind("NetworkPolicy")
+    connect = spark_connect()
+    assert ingress_allowed(policy, pod_labels("Job"), CONNECT_PORT)  # the papermill Job
+    assert not ingress_allowed(policy, pod_labels("Deployment"), CONNECT_PORT)  # the API
+    assert not ingress_allowed(policy, {"app": "anything-else"}, CONNECT_PORT)
+    assert not ingress_allowed(policy, executor_pod_labels(connect), CONNECT_PORT)
+    for port in DRIVER_PORTS:  # executors report back to the server's driver, nobody else
+        assert ingress_allowed(policy, executor_pod_labels(connect), port)
+        assert not ingress_allowed(policy, pod_labels("Job"), port)
+    assert not ingress_allowed(policy, pod_labels("Job"), 4040)  # the Spark UI stays closed
+
+
+def test_a_too_wide_network_policy_is_caught() -> None:
+    (policy,) = by_kind("NetworkPolicy")
+    anyone = {**policy, "spec": {**policy["spec"], "ingress": [{"ports": [{"port": 15002}]}]}}
+    assert ingress_allowed(anyone, {"app": "anything-else"}, CONNECT_PORT)
+
+
+def _commented_connect_env() -> list[dict]:
+    """The papermill Job's commented-out Spark Connect variables, uncommented."""
+    lines = (K8S / "papermill-job.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "# - name: SPARK_REMOTE" in line)
+    block = []
+    for line in lines[start:]:
+        if not line.strip().startswith("#"):
+            break
+        block.append(line.replace("# ", "", 1))
+    return yaml.safe_load("\n".join(block))
+
+
+def test_papermill_job_can_point_at_the_connect_server() -> None:
+    from pyspark.sql.connect.client.core import DefaultChannelBuilder
+
+    connect = spark_connect()
+    env = {e["name"]: e for e in _commented_connect_env()}
+    assert set(env) == {"SPARK_REMOTE", TOKEN_ENV}
+    assert set(env) <= SETTINGS_VARS | {TOKEN_ENV}  # pyspark reads the token itself
+    channel = DefaultChannelBuilder(env["SPARK_REMOTE"]["value"])
+    assert channel.host == f"{connect['metadata']['name']}-server"  # the operator's Service
+    assert channel.endpoint.endswith(f":{CONNECT_PORT}")
+    # With a token pyspark insists on TLS off localhost: the URL must say so, not fail later.
+    assert channel.use_ssl
+    (server,) = connect["spec"]["server"]["template"]["spec"]["containers"]
+    (server_token,) = [e for e in server["env"] if e["name"] == TOKEN_ENV]
+    assert env[TOKEN_ENV]["valueFrom"] == server_token["valueFrom"]
+    # Uncommented, the container still validates.
+    job = by_kind("Job")[0]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    patched = {**container, "env": container["env"] + list(env.values())}
+    spec = {**job["spec"]["template"]["spec"], "containers": [patched]}
+    doc = {**job, "spec": {**job["spec"], "template": {**job["spec"]["template"], "spec": spec}}}
+    kubernetes_validate.validate(doc, "1.37.0", strict=True)
+
+
+# ---- no token literal in what is committed ---------------------------------------------------
+# A run of URL-safe characters this long, with letters and digits, is a key, not a word.
+TOKEN_LIKE = re.compile(
+    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{32,}"
+)
+
+
+def deploy_files() -> list[Path]:
+    files = [PROJECT_ROOT / "docker-compose.yml", PROJECT_ROOT / ".env.example"]
+    files += [p for p in K8S.rglob("*") if p.is_file() and CRDS not in p.parents]
+    return files
+
+
+def test_the_token_detector_finds_real_tokens() -> None:
+    for token in (secrets.token_urlsafe(32), secrets.token_hex(32)):
+        assert TOKEN_LIKE.search(f"SPARK_CONNECT_TOKEN={token}"), token
+    assert not TOKEN_LIKE.search("x-kubernetes-preserve-unknown-fields spark.sql.runSQLOnFiles")
+
+
+def test_no_token_literal_in_the_deploy_files() -> None:
+    for path in deploy_files():
+        text = path.read_text(errors="replace")
+        assert not TOKEN_LIKE.search(text), path
+        assert not re.search(r";token=[^\s\"'$]", text), path  # no token in a Connect URL
+        for match in re.finditer(
+            rf"^[ \t]*(?:{TOKEN_ENV}|SPARK_CONNECT_TOKEN)[ \t]*[=:][ \t]*(\S*)", text, re.M
+        ):
+            # Empty, or an expansion of something else (a mounted secret), never a value.
+            value = match.group(1).lstrip('"')
+            assert value == "" or value.startswith("$"), (path, match.group(0))
