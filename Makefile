@@ -17,7 +17,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup demo test test-fast data train api migrate score lab lint format bench bench-scale clean check-java
+.PHONY: help setup demo test test-fast data train api migrate score spark up down lab lint format bench bench-scale clean check-java
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -32,6 +32,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@# The notebooks' "python3" kernel must be this venv's interpreter (papermill, JupyterLab).
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (spark-ml-pipeline)" >/dev/null
+	@# Classic Spark starts a few seconds faster with a class-data archive; recorded once here.
+	@if command -v java >/dev/null 2>&1; then $(PY) -m lib.spark record-class-cache; fi
 	@touch $(STAMP)
 
 setup: $(STAMP) ## create .venv and install the project (re-runs only when pyproject changes)
@@ -67,8 +69,17 @@ api: setup migrate ## serve the config API on http://127.0.0.1:8000 (docs at /do
 score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
 	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)
 
-lab: setup ## open JupyterLab on the notebooks
-	$(VENV)/bin/jupyter lab notebooks/
+spark: setup check-java ## run the local Spark Connect server in this terminal (Ctrl-C stops it)
+	$(PY) -m lib.connect_server run
+
+up: setup check-java ## start the config API and Spark Connect in the background (idempotent)
+	API_PORT=$(API_PORT) $(PY) -m lib.services up
+
+down: ## stop what `make up` started
+	@test -x $(PY) && API_PORT=$(API_PORT) $(PY) -m lib.services down || true
+
+lab: up ## start the services, then open JupyterLab on the notebooks (they use Spark Connect)
+	env $$($(PY) -m lib.connect_server env) $(VENV)/bin/jupyter lab notebooks/
 
 lint: setup ## ruff check + format check, mypy, notebooks stripped
 	$(VENV)/bin/ruff check .
@@ -91,4 +102,5 @@ bench-scale: setup check-java ## scale benchmark: 10M, 30M, 100M users (long; ~4
 
 clean: ## remove generated data, models, outputs and caches (keeps .venv)
 	rm -rf data models output catboost_info .pytest_cache .ruff_cache .mypy_cache spark-warehouse metastore_db derby.log
+	@test -x $(PY) && $(PY) -c 'from lib.settings import get_settings; d = get_settings().cache_dir; [p.unlink() for p in d.glob("*spark-driver-*.jsa*")]' || true
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -731,9 +731,15 @@ def _build(
     raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
 
 
-def to_spark_column(audience: AudienceFilter | None) -> Column:
-    """Build the filter as a PySpark Column from expression objects (no SQL text involved)."""
-    from pyspark.sql import functions as F
+def to_spark_column(audience: AudienceFilter | None, functions: Any = None) -> Column:
+    """Build the filter as a PySpark Column from expression objects (no SQL text involved).
+
+    ``functions`` is the pyspark functions module to build with (lib.spark.functions_for:
+    classic or Spark Connect); by default pyspark's own choice for this process.
+    """
+    if functions is None:
+        from pyspark.sql import functions
+    F = functions
 
     if audience is None:
         return F.lit(True)

@@ -98,16 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Stop the job: cancel Spark's work if it is running, else raise right here.
+    """Stop the job: cancel Spark's work, and raise here unless a py4j call is running.
 
     Raising inside a py4j call would break the gateway's protocol (py4j then logs a
     traceback and wraps our error in its own); cancelling the jobs from another thread
     makes the blocked call return normally with a cancellation, which run_job reports as
-    "stopped by signal SIGTERM" because the flag is set.
+    "stopped by signal SIGTERM" because the flag is set. Over Spark Connect the server's
+    operations are interrupted and the exception is raised right away.
     """
     job.STOP_REQUESTED.set()
+    threading.Thread(target=_cancel_spark_jobs, name="sigterm-cancel", daemon=True).start()
     if _inside_py4j(frame):
-        threading.Thread(target=_cancel_spark_jobs, name="sigterm-cancel", daemon=True).start()
         return
     raise JobInterruptedError(f"stopped by signal {signal.Signals(signum).name}")
 
@@ -123,8 +124,14 @@ def _inside_py4j(frame: FrameType | None) -> bool:
 def _cancel_spark_jobs() -> None:
     from pyspark.sql import SparkSession
 
+    from lib.spark import is_remote
+
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is None:
+        return
+    if is_remote(active):
+        active.interruptAll()  # the server's running operations for this session
+    else:
         active.sparkContext.cancelAllJobs()
 
 

@@ -70,6 +70,7 @@ def score(
         parameters["input_path"] = input_path
     if output_path:
         parameters["output_path"] = output_path
+    _use_local_spark_connect()
     code = 0
     try:
         pm.execute_notebook(
@@ -91,6 +92,23 @@ def score(
         code = exit_code_for(err.ename)
     html = render_html(executed) if executed.exists() else None
     return code, executed, html
+
+
+def _use_local_spark_connect() -> None:
+    """With `make up`'s Spark Connect server running, the kernel uses it (a warm JVM).
+
+    An explicit SPARK_REMOTE (a remote server) or SPARK_MASTER (a cluster) is left alone.
+    """
+    import os
+
+    from lib.connect_server import local_server
+
+    if os.environ.get("SPARK_REMOTE") or os.environ.get("SPARK_MASTER"):
+        return
+    server = local_server()
+    if server is not None:
+        os.environ.update(server.client_env())  # inherited by the papermill kernel
+        get_settings.cache_clear()
 
 
 def build_parser() -> argparse.ArgumentParser:

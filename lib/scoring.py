@@ -7,7 +7,8 @@ both are tested on their own and give identical scores.
 
 :func:`score_spark` runs :func:`score_arrow` on every partition with ``mapInArrow``: Arrow
 moves the batches between the JVM and Python, and each Python worker rebuilds the model once
-from verified bytes shipped in a broadcast variable.
+from verified bytes (a broadcast variable on classic Spark, the function's closure over Spark
+Connect).
 """
 
 from __future__ import annotations
@@ -83,8 +84,14 @@ def score_spark(
     as one Spark task has cores (unless ``thread_count`` says otherwise), so concurrent
     tasks do not fight over the CPU.
     """
+    from lib.spark import is_remote
+
     spark = users.sparkSession
-    broadcast = spark.sparkContext.broadcast(model.data)
+    # Classic Spark ships the verified bytes once per executor (a broadcast variable); Spark
+    # Connect has no sparkContext, so the bytes travel inside the function's closure. Either
+    # way workers deserialise exactly the bytes whose sha256 the job checked.
+    model_bytes: bytes | None = model.data if is_remote(spark) else None
+    broadcast = None if is_remote(spark) else spark.sparkContext.broadcast(model.data)
     model_sha256, model_format = model.sha256, model.format
     feature_list = list(model.features)
     threads = thread_count or int(spark.conf.get("spark.task.cpus", "1") or "1")
@@ -94,12 +101,17 @@ def score_spark(
         if model is None:
             from lib.registry import model_from_bytes
 
-            model = _WORKER_MODELS[model_sha256] = model_from_bytes(broadcast.value, model_format)
+            data = broadcast.value if broadcast is not None else model_bytes
+            assert data is not None
+            model = _WORKER_MODELS[model_sha256] = model_from_bytes(data, model_format)
         for batch in batches:
             yield score_arrow(batch, model, feature_list, thread_count=threads)
 
-    from pyspark.sql import functions as F
     from pyspark.sql.types import DecimalType
+
+    from lib.spark import functions_for
+
+    F = functions_for(spark)
 
     # Only the id and the features cross to Python; Spark prunes the other columns at the scan.
     # Decimal features become doubles here: Arrow would hand Python objects, not numbers.
@@ -111,13 +123,14 @@ def score_spark(
     return users.select(schema.USER_ID, *columns).mapInArrow(score_partition, SCORE_SCHEMA_DDL)
 
 
-def decile_column(score: Column, cut_points: Sequence[float]) -> Column:
+def decile_column(score: Column, cut_points: Sequence[float], functions: Any = None) -> Column:
     """Decile 1..10 from the score's 10%..90% quantiles; 1 holds the highest scores.
 
     ``decile = 10 - (number of cut points strictly below the score)``: built from plain
     comparisons, so no window function has to pull every row into one partition.
     """
-    from pyspark.sql import functions as F
-
+    if functions is None:
+        from pyspark.sql import functions
+    F = functions
     above = sum((score > F.lit(float(c))).cast("int") for c in cut_points)
     return (F.lit(10) - above).cast("int") if cut_points else F.lit(1).cast("int")

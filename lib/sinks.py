@@ -328,7 +328,7 @@ class LocalParquetSink:
     def write(self, predictions: DataFrame, *, campaign_id: int, run_id: int) -> None:
         staging = self.local.new_staging(f"run{run_id}")
         try:
-            predictions.write.mode("errorifexists").parquet(str(staging))
+            predictions.write.mode("error").parquet(str(staging))  # Connect knows "error" only
             self.local.publish(staging, marker={"campaign_id": campaign_id, "run_id": run_id})
         finally:
             shutil.rmtree(staging, ignore_errors=True)

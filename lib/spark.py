@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from lib.settings import Settings, get_settings
@@ -24,8 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "SECURITY_CONF",
     "build_spark",
+    "class_cache_options",
     "connect_spark",
+    "functions_for",
     "is_remote",
+    "record_class_cache",
     "resolve_master",
     "server_conf",
 ]
@@ -39,54 +43,88 @@ SECURITY_CONF: dict[str, str] = {
 }
 
 
-def class_cache_options(settings: Settings) -> str:
-    """JVM flags for class-data sharing (CDS) in the local driver: about 5 s off a cold start.
+def _java_version() -> str:
+    """The JVM that local Spark will start (an archive only fits the JVM that wrote it)."""
+    java = Path(os.environ["JAVA_HOME"]) / "bin" / "java" if "JAVA_HOME" in os.environ else "java"
+    try:
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stderr.strip().splitlines()[0] if out.stderr.strip() else "unknown"
 
-    Starting Spark loads some 20,000 classes; a CDS archive maps them ready-made. The first
-    local run claims the recording (an exclusive ``.claim`` file) and the JVM writes the
-    archive under a temporary name when it exits; a later start publishes it with an atomic
-    rename once the writer is gone, and every start after that uses it. The archive is keyed
-    by interpreter and pyspark; a JVM that cannot use it (another JDK, say) ignores it.
-    """
+
+def class_cache_archive(settings: Settings) -> Path:
+    """One class-data archive per pyspark and Java version, under CACHE_DIR."""
     import pyspark
 
+    key = hashlib.sha256(f"{pyspark.__version__}|{_java_version()}".encode()).hexdigest()[:16]
+    return settings.cache_dir / f"spark-driver-{key}.jsa"
+
+
+def class_cache_options(settings: Settings) -> str:
+    """JVM flags that *use* the class-data archive (CDS) for a classic local driver.
+
+    Starting Spark loads some 20,000 classes; a CDS archive maps them ready-made, a few
+    seconds off each cold classic start (bench.teaching_run measures it). Sessions only
+    read the archive; :func:`record_class_cache` writes it, in a JVM it waits for.
+    """
     if not settings.spark_class_cache:
         return ""
-    key = hashlib.sha256(
-        f"{sys.executable}|{pyspark.__file__}|{pyspark.__version__}".encode()
-    ).hexdigest()[:16]
-    archive = settings.cache_dir / f"spark-driver-{key}.jsa"
-    claim = archive.with_name(archive.name + ".claim")
-    quiet = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # no warnings in notebooks and job logs
-    try:
-        if not archive.exists() and claim.exists():
-            writer = int(claim.read_text() or 0)
-            recorded = archive.with_name(f"{archive.name}.{writer}.tmp")
-            idle = time.time() - (recorded if recorded.exists() else claim).stat().st_mtime
-            if _alive(writer) or idle < 10:
-                return ""  # a run is recording (or its JVM is still writing)
-            if recorded.exists() and recorded.stat().st_size:
-                os.replace(recorded, archive)
-            claim.unlink()
-        if archive.exists():
-            return f"-XX:SharedArchiveFile={archive} {quiet}"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except (OSError, ValueError):
-        return ""  # another run claimed it first, or the cache is not writable
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
-    return f"-XX:ArchiveClassesAtExit={archive}.{os.getpid()}.tmp {quiet}"
+    archive = class_cache_archive(settings)
+    return f"-XX:SharedArchiveFile={archive} {_QUIET_CDS}" if archive.is_file() else ""
 
 
-def _alive(pid: int) -> bool:
+_QUIET_CDS = "-Xlog:cds=off -Xlog:cds+dynamic=off"  # no warnings in notebooks and job logs
+
+_RECORDER = """
+import sys
+from lib.spark import build_spark
+spark = build_spark("record-class-cache", "local[1]", extra_conf={
+    "spark.driver.extraJavaOptions": sys.argv[1]})
+proc = spark.sparkContext._gateway.proc
+spark.range(100).mapInArrow(lambda batches: batches, "id long").count()
+spark.stop()
+proc.stdin.close()  # the JVM exits when its stdin closes, and writes the archive then
+sys.exit(proc.wait(timeout=300))
+"""
+
+
+def record_class_cache(settings: Settings | None = None) -> Path | None:
+    """Write the class-data archive once (``make setup``), in a JVM this call waits for.
+
+    The archive is written under a temporary name by a JVM that has fully exited before it
+    is renamed into place, so an incomplete archive is never published, no JVM outlives
+    the command, and temporary files never stay behind.
+    """
+    settings = settings or get_settings()
+    if not settings.spark_class_cache:
+        return None
+    archive = class_cache_archive(settings)
+    if archive.is_file():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    for stale in archive.parent.glob(f".{archive.name}.*.tmp"):  # a recorder that was killed
+        stale.unlink(missing_ok=True)
+    tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+    options = f"-Dlog4j2.configurationFile=file:{LOG4J2_CONFIG} -XX:ArchiveClassesAtExit={tmp}"
+    env = {**os.environ, "SPARK_CLASS_CACHE": "false"}
+    env.pop("SPARK_REMOTE", None)  # the recording needs a JVM of its own
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        done = subprocess.run(
+            [sys.executable, "-c", _RECORDER, f"{options} {_QUIET_CDS}"],
+            env=env,
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode == 0 and tmp.is_file() and tmp.stat().st_size > 0:
+            os.replace(tmp, archive)
+            return archive
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def resolve_master(master: str | None, settings: Settings) -> str | None:
@@ -129,6 +167,21 @@ def is_remote(spark: object) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
+def functions_for(spark: object) -> ModuleType:
+    """``pyspark.sql.functions`` for a classic session, its Spark Connect twin for a remote one.
+
+    pyspark picks the flavour from the process (SPARK_REMOTE); a process holding both kinds
+    of session (the test suite, a benchmark) needs the one matching the DataFrame at hand.
+    """
+    if is_remote(spark):
+        from pyspark.sql.connect import functions as connect_functions
+
+        return connect_functions
+    from pyspark.sql import functions as classic_functions
+
+    return classic_functions
+
+
 def connect_spark(url: str | None = None) -> SparkSession:
     """A Spark Connect session (``url`` defaults to SPARK_REMOTE).
 
@@ -167,8 +220,10 @@ def build_spark(
     from pyspark.sql import SparkSession
 
     settings = get_settings()
-    if remote is None:
+    master = master or None  # notebooks pass "" for "the default"
+    if remote is None:  # spark-submit (a cluster job) keeps the session it was given
         remote = bool(settings.spark_remote) and master is None
+        remote = remote and settings.pyspark_gateway_port is None
     if remote:
         return connect_spark()
     master = resolve_master(master, settings)
@@ -200,3 +255,10 @@ def build_spark(
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+if __name__ == "__main__":  # python -m lib.spark record-class-cache (make setup)
+    if sys.argv[1:] != ["record-class-cache"]:
+        sys.exit("usage: python -m lib.spark record-class-cache")
+    recorded = record_class_cache()
+    print(f"Spark class-data archive: {recorded or 'not recorded (Java missing, or opted out)'}")

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SparkEngine", "check_input_columns", "prediction_frame"]
 
-BIGQUERY_CLASS = "com.google.cloud.spark.bigquery.BigQueryRelationProvider"
 QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
 
 
@@ -48,12 +47,13 @@ class SparkEngine:
             sink.check_owned(self.session(timer))
 
     def score(self, task: ScoringTask, echo: Echo, timer: Timer) -> EngineStats:
-        from pyspark.sql import functions as F
         from pyspark.storagelevel import StorageLevel
 
         from lib.scoring import score_spark
+        from lib.spark import functions_for
 
         spark = self.session(timer)
+        F = functions_for(spark)
         with timer.stage("read"), _input_errors(task.input_path):
             users = _read_users(spark, task.input_path)
             check_input_columns(users, task.needed_columns)
@@ -67,7 +67,8 @@ class SparkEngine:
         with timer.stage("filter + score"), _input_errors(task.input_path):
             # Scores are computed once, in one Spark job that also yields the audience size,
             # the mean, the decile boundaries and the id checks; cached for the write.
-            scored = score_spark(users.filter(to_spark_column(task.audience)), task.model)
+            audience = to_spark_column(task.audience, F)
+            scored = score_spark(users.filter(audience), task.model)
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
             stats = scored.agg(
                 F.count(F.lit(1)).alias("n"),
@@ -117,15 +118,16 @@ def prediction_frame(
     cut_points: Sequence[float],
 ) -> DataFrame:
     """The output contract (lib.schema.PREDICTION_SCHEMA) from ``user_id, prediction_score``."""
-    from pyspark.sql import functions as F
-
     from lib.scoring import decile_column
+    from lib.spark import functions_for
+
+    F = functions_for(scored.sparkSession)
 
     return scored.select(
         F.col(schema.USER_ID).cast("long"),
         F.lit(campaign_id).cast("long").alias(schema.CAMPAIGN_ID),
         F.col(schema.SCORE).cast("double"),
-        decile_column(F.col(schema.SCORE), cut_points).alias(schema.DECILE),
+        decile_column(F.col(schema.SCORE), cut_points, F).alias(schema.DECILE),
         F.lit(model_sha256).alias("model_sha256"),
         F.lit(run_id).cast("long").alias("run_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
@@ -217,14 +219,20 @@ def _check_ids(rows: int, ids: int, distinct_ids: int) -> None:
 
 
 def _check_bigquery_connector(spark: SparkSession) -> None:
-    """Fail before any work when the spark-bigquery connector is not on the classpath."""
+    """Fail before any work when the spark-bigquery connector is not on the classpath.
+
+    Asks the data source API (works over Spark Connect too, where there is no ``_jvm``): a
+    missing connector is DATA_SOURCE_NOT_FOUND; with the connector, ``load()`` without a table
+    fails for another reason, which is fine here.
+    """
     try:
-        spark.sparkContext._jvm.java.lang.Class.forName(BIGQUERY_CLASS)  # type: ignore[union-attr]
-    except Exception:
-        raise InvalidInputError(
-            "BigQuery output needs the spark-bigquery connector on the classpath "
-            "(Dataproc runtimes ship it; elsewhere add it with --packages)"
-        ) from None
+        spark.read.format("bigquery").load().schema  # noqa: B018 - analysis forces the lookup
+    except Exception as err:  # the error class, not the exception type, says which case
+        if "DATA_SOURCE_NOT_FOUND" in str(err) or "Failed to find data source" in str(err):
+            raise InvalidInputError(
+                "BigQuery output needs the spark-bigquery connector on the classpath "
+                "(Dataproc runtimes ship it; elsewhere add it with --packages)"
+            ) from None
 
 
 def _start_spark(master: str | None) -> SparkSession:

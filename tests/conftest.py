@@ -27,6 +27,8 @@ NOTEBOOKS = PROJECT_ROOT / "notebooks"
 # really leaves out every test that starts Spark, a server, a kernel or needs PostgreSQL.
 FIXTURE_MARKERS = {
     "spark": "spark",
+    "spark_connect": "spark",
+    "connect_session": "spark",
     "project": "e2e",  # the session's uvicorn
     "postgres_server_url": "postgres",
     "postgres_database": "postgres",
@@ -141,3 +143,36 @@ def migrated_postgres_database(postgres_server_url: str) -> Iterator[str]:
     """A new database at the newest migration for one test, dropped afterwards."""
     with temporary_postgres_database(postgres_server_url, migrated=True) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def spark_connect(tmp_path_factory: pytest.TempPathFactory, isolated_cache_dir: Path):
+    """The suite's one Spark Connect server (lib.connect_server), on a free loopback port.
+
+    Its token and state live in the session's cache folder; it is stopped by pid at the end.
+    """
+    from lib.api_server import free_port
+    from lib.connect_server import ConnectServer
+
+    settings = Settings(
+        cache_dir=isolated_cache_dir,
+        output_dir=tmp_path_factory.mktemp("spark-connect"),
+        spark_master="local[2]",
+    )
+    server = ConnectServer(free_port(), settings=settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_session(spark_connect):
+    """A client session on the suite's Spark Connect server (token in the URL)."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    from lib.connect_server import connect_url
+
+    url = f"{connect_url(spark_connect.port)}/;token={spark_connect.token()}"
+    session = ConnectSession.builder.remote(url).create()  # never a cached other session
+    yield session
+    session.stop()

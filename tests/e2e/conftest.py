@@ -85,3 +85,10 @@ def project(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -
     (root / "output").mkdir()
     with uvicorn_server(project_env(root), root / "api.log") as url:
         yield Project(root, url)
+
+
+@pytest.fixture(scope="session")
+def connect_env(spark_connect) -> dict[str, str]:
+    """pyspark's variables that point a subprocess (a kernel, the CLI) at the suite's Spark
+    Connect server: the papermill and runner tests then use a warm JVM instead of a new one."""
+    return spark_connect.client_env()

@@ -38,7 +38,9 @@ def test_papermill_lists_every_parameter_with_its_declared_type() -> None:
     assert listed["campaign_id"] == "int"
 
 
-def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
+def test_papermill_cli_runs_the_job(
+    project: Project, connect_env: dict[str, str], tmp_path: Path
+) -> None:
     campaign_id = project.create_campaign("papermill", "country='US' AND age > 25")
     executed = tmp_path / "runs" / "black_friday.ipynb"
     executed.parent.mkdir()
@@ -54,7 +56,7 @@ def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
             "config_api_url",
             project.url,
         ],
-        project.env,
+        {**project.env, **connect_env},
     )
     assert out.returncode == 0, out.stderr[-3000:]
     nb = nbformat.read(executed, as_version=4)
@@ -75,9 +77,9 @@ def test_papermill_cli_runs_the_job(project: Project, tmp_path: Path) -> None:
 
 
 def test_testbook_reads_the_jobs_results_from_the_kernel(
-    project: Project, monkeypatch: pytest.MonkeyPatch
+    project: Project, connect_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in project.env.items():
+    for key, value in {**project.env, **connect_env}.items():
         monkeypatch.setenv(key, value)
     campaign_id = project.create_campaign("testbook", "engagement_score >= 0.5")
     users = pd.read_parquet(project.users)
@@ -94,6 +96,7 @@ def test_testbook_reads_the_jobs_results_from_the_kernel(
 
 
 def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> None:
+    """Classic Spark: nothing runs in the background, so the kernel starts its own JVM."""
     campaign_id = project.create_campaign("make score", "age < 30")
     out = run_cmd(
         [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)], project.env
@@ -105,12 +108,16 @@ def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> N
     assert len(reports) == 1 and "Score histogram" in reports[0].read_text()
 
 
-def test_score_entry_point_exits_0_every_time_it_runs(project: Project) -> None:
-    """Run after run, the process ends cleanly: nothing aborts after the job succeeded."""
+def test_score_entry_point_exits_0_every_time_it_runs(
+    project: Project, connect_env: dict[str, str]
+) -> None:
+    """Run after run, the process ends cleanly: nothing aborts after the job succeeded.
+    Over Spark Connect, as a learner re-runs it with `make up`."""
     campaign_id = project.create_campaign("score repeatedly", "age > 35")
     for attempt in range(3):
         out = run_cmd(
-            [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)], project.env
+            [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)],
+            {**project.env, **connect_env},
         )
         assert out.returncode == 0, (attempt, out.stderr[-3000:])
         assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr

@@ -64,25 +64,35 @@ def test_spark_master_defaults_to_local_but_respects_spark_submit() -> None:
     assert resolve_master(None, Settings(pyspark_gateway_port=4040)) is None
 
 
-def test_class_cache_is_recorded_once_then_published_and_used(tmp_path: Path) -> None:
-    import os
-
-    from lib.spark import class_cache_options
+def test_sessions_only_read_the_class_cache_archive(tmp_path: Path) -> None:
+    from lib.spark import class_cache_archive, class_cache_options
 
     settings = Settings(cache_dir=tmp_path)
-    first = class_cache_options(settings)
-    assert "-XX:ArchiveClassesAtExit=" in first
-    assert class_cache_options(settings) == ""  # this process is still recording
-    # The recording process has exited (a pid that cannot exist) and left its archive.
-    claim = next(tmp_path.glob("*.claim"))
-    archive = tmp_path / claim.name.removesuffix(".claim")
-    claim.write_text("999999999")
-    recorded = tmp_path / f"{archive.name}.999999999.tmp"
-    recorded.write_bytes(b"archive")
-    old = recorded.stat().st_mtime - 60
-    os.utime(recorded, (old, old))
-    assert class_cache_options(settings) == (
-        f"-XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == [archive.name]
+    assert class_cache_options(settings) == ""  # nothing recorded: a session records nothing
+    assert list(tmp_path.iterdir()) == []
+    archive = class_cache_archive(settings)
+    archive.write_bytes(b"archive")
+    assert class_cache_options(settings).startswith(f"-XX:SharedArchiveFile={archive} ")
     assert class_cache_options(Settings(cache_dir=tmp_path, spark_class_cache=False)) == ""
+
+
+@pytest.mark.spark
+def test_recording_the_class_cache_waits_for_its_jvm_and_leaves_one_archive(
+    tmp_path: Path,
+) -> None:
+    import psutil
+
+    from lib.spark import class_cache_archive, record_class_cache
+
+    settings = Settings(cache_dir=tmp_path)
+    (tmp_path / f".{class_cache_archive(settings).name}.424242.tmp").write_bytes(b"x")  # debris
+    archive = record_class_cache(settings)
+    assert archive == class_cache_archive(settings) and archive.stat().st_size > 1_000_000
+    assert [p.name for p in tmp_path.iterdir()] == [archive.name]  # no temporary files left
+    writers = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if any(str(tmp_path) in part for part in (p.info["cmdline"] or []))
+    ]
+    assert writers == []  # no JVM outlives the command
+    assert record_class_cache(settings) == archive  # recorded once

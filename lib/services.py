@@ -1,0 +1,166 @@
+"""`make up` / `make down`: the config API and the Spark Connect server in the background.
+
+    python -m lib.services up      # start both (or find them running), wait until both answer
+    python -m lib.services down    # stop what `up` started, by pid, and nothing else
+    python -m lib.services status
+
+With both up, a notebook or `make score` talks to a running API and a warm Spark: a re-run
+of notebook 04 takes seconds instead of a JVM start. Logs: OUTPUT_DIR/logs/api-<port>.log and
+OUTPUT_DIR/logs/spark-connect-<port>.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from lib.api_server import port_is_free
+from lib.connect_server import ConnectServer, connect_url
+from lib.errors import PipelineError, run_cli
+from lib.settings import PROJECT_ROOT, Settings, get_settings
+
+__all__ = ["ApiService", "down", "up"]
+
+
+class ApiService:
+    """uvicorn api.main:app on 127.0.0.1:API_PORT, detached, with a pid file."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.port = self.settings.api_port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.state_path = self.settings.cache_dir / "services" / f"api-{self.port}.json"
+        self.log_path = self.settings.output_dir / "logs" / f"api-{self.port}.log"
+
+    def _pid(self) -> int | None:
+        try:
+            state = json.loads(self.state_path.read_text())
+            pid = int(state["pid"])
+            same_checkout = state.get("project_root") == str(PROJECT_ROOT)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        cmdline = _cmdline(pid)
+        if same_checkout and "uvicorn" in cmdline and "api.main:app" in cmdline:
+            return pid
+        self.state_path.unlink(missing_ok=True)
+        return None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start(self, timeout: float = 60) -> int:
+        pid = self._pid()
+        if pid is not None and self.healthy():
+            return pid
+        if not port_is_free(self.port):
+            raise PipelineError(
+                f"port {self.port} is in use by a program `make up` did not start (another "
+                "checkout's API?); stop it, or set API_PORT to another port"
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(
+            json.dumps({"pid": process.pid, "project_root": str(PROJECT_ROOT)})
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.state_path.unlink(missing_ok=True)
+                raise PipelineError(
+                    f"the config API exited with {process.returncode} while starting; "
+                    f"see {self.log_path}"
+                )
+            if self.healthy():
+                return process.pid
+            time.sleep(0.2)
+        self.stop()
+        raise PipelineError(f"the config API did not answer within {timeout:.0f} s")
+
+    def stop(self) -> bool:
+        pid = self._pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _cmdline(pid):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.state_path.unlink(missing_ok=True)
+        return True
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def up() -> int:
+    api, spark = ApiService(), ConnectServer()
+    api_pid = api.start()
+    print(f"✅ Config API on {api.url} (docs: {api.url}/docs; pid {api_pid}, log {api.log_path})")
+    spark_pid = spark.start()
+    print(f"✅ Spark Connect on {connect_url(spark.port)} (pid {spark_pid}, log {spark.log_path})")
+    print("   notebooks (make lab) and make score use both; `make down` stops them")
+    return 0
+
+
+def down() -> int:
+    stopped_api = ApiService().stop()
+    stopped_spark = ConnectServer().stop()
+    print("🛑 Config API stopped" if stopped_api else "Config API was not running (by make up)")
+    print("🛑 Spark Connect stopped" if stopped_spark else "Spark Connect was not running")
+    return 0
+
+
+def status() -> int:
+    api, spark = ApiService(), ConnectServer()
+    api_up = api._pid() is not None and api.healthy()
+    spark_up = spark.running_pid() is not None
+    print(f"Config API:    {'up' if api_up else 'down'} ({api.url})")
+    print(f"Spark Connect: {'up' if spark_up else 'down'} ({connect_url(spark.port)})")
+    return 0 if api_up and spark_up else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lib.services", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    action = parser.parse_args(argv).action
+    return {"up": up, "down": down, "status": status}[action]()
+
+
+if __name__ == "__main__":
+    run_cli(main)

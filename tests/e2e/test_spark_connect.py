@@ -1,0 +1,192 @@
+"""Spark Connect: the local server is locked down, and the job gives the same output over it.
+
+One server for the session (tests/conftest.py ``spark_connect``), started from the installed
+pyspark by lib.connect_server exactly as `make up` starts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from lib import predict, schema
+from lib.connect_server import ConnectServer, ConnectServerError, connect_url
+from lib.errors import InvalidInputError
+from lib.settings import PROJECT_ROOT, Settings
+from tests.e2e.conftest import Project
+
+
+def client(port: int, token: str | None):
+    """A fresh client session (not the shared one), with or without a token."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    url = connect_url(port) + (f"/;token={token}" if token is not None else "")
+    return ConnectSession.builder.remote(url).create()
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_a_client_without_the_right_token_is_refused(spark_connect, token: str | None) -> None:
+    from pyspark.errors.exceptions.connect import SparkConnectGrpcException
+
+    session = client(spark_connect.port, token)
+    try:
+        with pytest.raises(SparkConnectGrpcException, match=r"(?i)authentication token"):
+            session.range(1).collect()
+    finally:
+        session.stop()
+
+
+def test_the_token_file_is_readable_by_its_owner_only(spark_connect) -> None:
+    assert spark_connect.token_path.stat().st_mode & 0o777 == 0o600
+    assert len(spark_connect.token()) >= 32
+
+
+def test_the_server_listens_on_loopback_only(spark_connect) -> None:
+    state = json.loads(spark_connect.state_path.read_text())
+    listening = [
+        c.laddr
+        for c in psutil.Process(state["pid"]).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == spark_connect.port
+    ]
+    assert listening and {addr.ip for addr in listening} <= {"127.0.0.1", "::ffff:127.0.0.1"}
+
+
+def test_the_hardening_is_set_server_side(connect_session) -> None:
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException, match="RESTRICTED"):
+        connect_session.sql(
+            "SELECT reflect('java.lang.System', 'getProperty', 'user.name')"
+        ).collect()
+    with pytest.raises(AnalysisException):
+        connect_session.sql("SELECT * FROM parquet.`/etc`").collect()
+    assert connect_session.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert connect_session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
+
+
+def test_the_job_over_connect_equals_the_classic_run(
+    project: Project, spark, connect_session, tmp_path: Path
+) -> None:
+    campaign_id = project.create_campaign("connect vs classic", "age > 30 OR country = 'DE'")
+    outputs = {}
+    for name, session in [("classic", spark), ("connect", connect_session)]:
+        result = predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(project.users),
+            output_path=str(tmp_path / f"{name}.parquet"),
+            spark=session,
+            model_dir=project.models,
+            echo=lambda line: None,
+        )
+        outputs[name] = (
+            pd.read_parquet(tmp_path / f"{name}.parquet").sort_values(schema.USER_ID),
+            result,
+        )
+    classic, connect = outputs["classic"][0], outputs["connect"][0]
+    assert len(classic) == len(connect) > 0
+    columns = [schema.USER_ID, schema.SCORE, schema.DECILE, "model_sha256", schema.CAMPAIGN_ID]
+    pd.testing.assert_frame_equal(
+        classic[columns].reset_index(drop=True), connect[columns].reset_index(drop=True)
+    )
+    assert outputs["classic"][1].decile_cut_points == outputs["connect"][1].decile_cut_points
+
+
+def test_bigquery_without_the_connector_is_refused_over_connect(
+    project: Project, connect_session
+) -> None:
+    campaign_id = project.create_campaign("connect bigquery", "age > 20")
+    with pytest.raises(InvalidInputError, match="spark-bigquery connector"):
+        predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(project.users),
+            output_path="bigquery:my-project.marketing.predictions",
+            spark=connect_session,
+            model_dir=project.models,
+            echo=lambda line: None,
+        )
+
+
+def test_the_cli_job_uses_spark_remote(project: Project, spark_connect, tmp_path: Path) -> None:
+    campaign_id = project.create_campaign("connect cli", "age > 40")
+    env = {
+        **os.environ,
+        **project.env,
+        "SPARK_REMOTE": connect_url(spark_connect.port),
+        "SPARK_CONNECT_AUTHENTICATE_TOKEN": spark_connect.token(),
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lib.predict",
+            "--campaign-id",
+            str(campaign_id),
+            "--output",
+            str(tmp_path / "out.parquet"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Using incubator modules" not in out.stderr  # no JVM of its own in the client
+    users = pd.read_parquet(project.users)
+    assert len(pd.read_parquet(tmp_path / "out.parquet")) == int((users.age > 40).sum())
+
+
+def test_a_server_started_elsewhere_is_reported_not_reused(spark_connect) -> None:
+    state = json.loads(spark_connect.state_path.read_text())
+    try:
+        foreign = {**state, "identity": {**state["identity"], "project_root": "/elsewhere"}}
+        spark_connect.state_path.write_text(json.dumps(foreign))
+        same_port = ConnectServer(spark_connect.port, settings=spark_connect.settings)
+        with pytest.raises(ConnectServerError, match="another checkout, venv or pyspark"):
+            same_port.start()
+    finally:
+        spark_connect.state_path.write_text(json.dumps(state))
+    assert spark_connect.running_pid() == state["pid"]
+
+
+def test_a_port_taken_by_another_program_is_reported(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+        server = ConnectServer(port, settings=Settings(cache_dir=tmp_path, output_dir=tmp_path))
+        with pytest.raises(ConnectServerError, match="in use by a program"):
+            server.start()
+
+
+def test_make_score_uses_the_local_server_when_it_is_up(
+    spark_connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lib import runner
+    from lib.settings import get_settings
+
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
+    monkeypatch.setenv("SPARK_CONNECT_PORT", str(spark_connect.port))
+    monkeypatch.setenv("CACHE_DIR", str(spark_connect.settings.cache_dir))
+    get_settings.cache_clear()
+    try:
+        runner._use_local_spark_connect()
+        assert os.environ["SPARK_REMOTE"] == connect_url(spark_connect.port)
+        assert os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == spark_connect.token()
+    finally:
+        for name in ("SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
