@@ -190,3 +190,78 @@ def test_make_score_uses_the_local_server_when_it_is_up(
         for name in ("SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"):
             os.environ.pop(name, None)
         get_settings.cache_clear()
+
+
+def test_the_env_command_gives_make_lab_the_client_variables(spark_connect) -> None:
+    env = {
+        **os.environ,
+        "CACHE_DIR": str(spark_connect.settings.cache_dir),
+        "SPARK_CONNECT_PORT": str(spark_connect.port),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "lib.connect_server", "env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"SPARK_REMOTE={connect_url(spark_connect.port)}",
+        f"SPARK_CONNECT_AUTHENTICATE_TOKEN={spark_connect.token()}",
+    ]
+
+
+def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path: Path) -> None:
+    from lib.api_server import free_port
+
+    env = {
+        **os.environ,
+        "CACHE_DIR": str(tmp_path / "cache"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "OUTPUT_DIR": str(tmp_path / "output"),
+        "API_PORT": str(free_port()),
+        "SPARK_CONNECT_PORT": str(free_port()),
+        "SPARK_MASTER": "local[1]",
+    }
+
+    def services(action: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lib.services", action],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            cwd=PROJECT_ROOT,
+        )
+
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        first = services("up")
+        assert first.returncode == 0, first.stderr[-3000:]
+        assert f"http://127.0.0.1:{env['API_PORT']}" in first.stdout
+        assert f"sc://localhost:{env['SPARK_CONNECT_PORT']}" in first.stdout
+        pids = {p for p in psutil.pids() if psutil.pid_exists(p)}
+        second = services("up")  # idempotent: the same processes answer
+        assert second.returncode == 0 and second.stdout == first.stdout
+        assert services("status").returncode == 0
+        started = [
+            p.pid
+            for p in psutil.process_iter(["cmdline"])
+            if env["SPARK_CONNECT_PORT"] in " ".join(p.info["cmdline"] or [])
+            or env["API_PORT"] in " ".join(p.info["cmdline"] or [])
+        ]
+        assert len(started) >= 2 and set(started) <= pids
+        down = services("down")
+        assert down.returncode == 0 and "Spark Connect stopped" in down.stdout
+        assert not [
+            p
+            for p in started
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
+        assert services("status").returncode == 1
+        assert bystander.poll() is None  # nothing else was stopped
+    finally:
+        bystander.kill()
+        services("down")
