@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: cached inputs, a trained model, peak-memory sampling."""
+"""Shared pieces of the benchmarks: cached inputs, a trained model, peak-memory sampling,
+a throwaway local Spark Connect server."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from lib.settings import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from lib.connect_server import ConnectServer
 
 CACHE = PROJECT_ROOT / "bench" / ".cache"
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -56,8 +62,14 @@ class Measured:
     peak_tree_mb: float  # the process and all its children (JVM, Python workers)
 
 
-def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured:
-    """Run ``python args...`` and sample its memory every 50 ms; it prints one JSON line."""
+def run_measured(
+    args: list[str], env: dict[str, str] | None = None, also: Sequence[int] = ()
+) -> Measured:
+    """Run ``python args...`` and sample its memory every 50 ms; it prints one JSON line.
+
+    ``also``: pids of processes serving it (a Spark Connect server) whose trees count in
+    the peak of the whole tree.
+    """
     process = subprocess.Popen(
         [sys.executable, *args],
         cwd=PROJECT_ROOT,
@@ -74,6 +86,13 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
         except psutil.Error:  # a child that just exited
             return 0
 
+    def tree(pid: int) -> int:
+        try:
+            proc = psutil.Process(pid)
+            return rss(proc) + sum(rss(c) for c in proc.children(recursive=True))
+        except psutil.Error:
+            return 0
+
     def sample() -> None:
         proc = psutil.Process(process.pid)
         while not done.is_set():
@@ -83,7 +102,8 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
                 break
             main = rss(proc)
             peaks["driver"] = max(peaks["driver"], main)
-            peaks["tree"] = max(peaks["tree"], main + sum(rss(c) for c in children))
+            total = main + sum(rss(c) for c in children) + sum(tree(pid) for pid in also)
+            peaks["tree"] = max(peaks["tree"], total)
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -102,3 +122,31 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+@contextmanager
+def connect_server(root: Path) -> Iterator[ConnectServer]:
+    """A local Spark Connect server on a free port, its state, token and log under ``root``.
+
+    Stopped by pid on the way out (never anyone else's server); a server that outlives its
+    stop raises, so a benchmark never leaves a JVM behind.
+    """
+    from lib.api_server import free_port
+    from lib.connect_server import ConnectServer
+    from lib.settings import Settings
+
+    settings = Settings(
+        cache_dir=root / "cache",
+        data_dir=root / "data",
+        model_dir=root / "models",
+        output_dir=root / "output",
+        spark_connect_port=free_port(),
+    )
+    server = ConnectServer(settings=settings)
+    pid = server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            raise RuntimeError(f"the Spark Connect server (pid {pid}) is still running")

@@ -1,23 +1,33 @@
-"""Scoring throughput: the project's Spark path against the single-process limit.
+"""Scoring throughput: the project's Spark paths against the single-process limit and a peer.
 
-    python -m bench.scoring [--n-users 2000000] [--repeats 3] [--udf-rows 100000]
+    python -m bench.scoring [--n-users 2000000] [--repeats 3] [--udf-rows 100000] [--variants]
 
 (a) the limit: one Python process, pyarrow read -> CatBoost predict_proba on all cores ->
     pyarrow write of user_id + score;
-(b) lib.scoring.score_spark through Spark local[*], read -> score -> write, warm (session
-    up, median of --repeats) and cold (SparkSession start included);
+(b) lib.scoring.score_spark through classic Spark local[*], read -> score -> write, warm
+    (session up, median of --repeats after a warm-up run) and cold (session start included);
+(d) the same through Spark Connect: a local server (started for this run on a free port,
+    stopped after), one client session, warm as in (b) (the client's first run warms up);
+(e) the peer a user would reach for, MLflow-style batch inference: a scalar pandas_udf
+    (Series -> Series over the feature columns), the model loaded once per worker (bench.peer),
+    classic Spark, warm as in (b);
+floor: scan + a no-op mapInArrow round trip, no model, no write (classic, warm);
 (c) a naive row-at-a-time Python UDF on --udf-rows users.
-Each runs in its own process, so peak memory is its own. Same model, input and output
-columns; (a) and (b) must write identical scores. Prints a table; writes
-bench/results/scoring.json and scoring.png.
+Each runs in its own process (the Connect server's memory counts in (d)'s tree). Same model,
+input and output columns; every path that writes must write scores identical to (a)'s (exit
+1 otherwise). Each path is reported as x the limit, x the floor and x the peer (time per
+row). Prints a table; writes bench/results/scoring.json and scoring.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +35,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.common import CACHE, RESULTS, machine, model_dir, run_measured, save, users_file
+from bench.common import (
+    CACHE,
+    RESULTS,
+    connect_server,
+    machine,
+    model_dir,
+    run_measured,
+    save,
+    users_file,
+)
 from lib import schema
+from lib.settings import PROJECT_ROOT
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -119,6 +139,10 @@ def _spark_pipeline(
         return
     if impl == "pandas":
         scored = _score_with_pandas(spark, users, artifact)
+    elif impl == "peer":
+        from bench.peer import peer_scores
+
+        scored = peer_scores(users, load_verified("campaign_model_v1.cbm", models), threads or 1)
     else:
         scored = score_spark(users, load_verified("campaign_model_v1.cbm", models), threads or None)
     scored.write.mode("overwrite").parquet(output)
@@ -139,9 +163,10 @@ def worker_spark(
 
     spark = build_spark("bench-scoring", extra_conf=conf)
     session_seconds = time.perf_counter() - started
+    written = input_path if impl in ("noop", "scan") else output  # the floors write nothing
     if cold:
         _spark_pipeline(spark, input_path, models, output, impl, threads)
-        rows = spark.read.parquet(output).count()
+        rows = spark.read.parquet(written).count()
         return {
             "rows": rows,
             "seconds": time.perf_counter() - started,
@@ -153,8 +178,34 @@ def worker_spark(
         begun = time.perf_counter()
         _spark_pipeline(spark, input_path, models, output, impl, threads)
         times.append(time.perf_counter() - begun)
-    rows = spark.read.parquet(output).count()
+    rows = spark.read.parquet(written).count()
     return {"rows": rows, "seconds": statistics.median(times), "all": times}
+
+
+def worker_connect(input_path: str, models: str, output: str, repeats: int, remote: str) -> dict:
+    """(d): one Spark Connect client session; the first run warms up, then median of repeats."""
+    started = time.perf_counter()
+    from lib.spark import connect_spark
+
+    spark = connect_spark(remote)
+    connect_seconds = time.perf_counter() - started
+    begun = time.perf_counter()
+    _spark_pipeline(spark, input_path, models, output)  # warm-up: the session's workers
+    first_seconds = time.perf_counter() - begun
+    times = []
+    for _ in range(repeats):
+        begun = time.perf_counter()
+        _spark_pipeline(spark, input_path, models, output)
+        times.append(time.perf_counter() - begun)
+    rows = spark.read.parquet(output).count()
+    spark.stop()
+    return {
+        "rows": rows,
+        "seconds": statistics.median(times),
+        "all": times,
+        "connect_seconds": connect_seconds,
+        "first_seconds": first_seconds,
+    }
 
 
 def worker_udf(input_path: str, models: str, rows: int) -> dict:
@@ -181,6 +232,14 @@ def worker_udf(input_path: str, models: str, rows: int) -> dict:
 
 
 # ---- orchestration --------------------------------------------------------------------
+LIMIT = "(a) single process (limit)"
+WARM = "(b) Spark warm (classic)"
+COLD = "(b) Spark cold (classic)"
+CONNECT = "(d) Spark Connect warm"
+PEER = "(e) peer: pandas_udf warm"
+FLOOR = "floor: no-op Arrow round trip"
+UDF = "(c) row-at-a-time UDF"
+
 # What each change bought: warm runs of the Spark path, one setting changed at a time.
 VARIANTS: dict[str, list[str]] = {
     "mapInPandas, batch 10k (naive start)": [
@@ -200,44 +259,56 @@ VARIANTS: dict[str, list[str]] = {
     "floor: scan + no-op Arrow round trip": ["--impl", "noop"],
     "floor: scan only (noop sink)": ["--impl", "scan"],
 }
+# Variants that are the same measurement as a row of the main table (not measured twice).
+SAME_AS = {
+    "mapInArrow, batch 100k (project default)": WARM,
+    "floor: scan + no-op Arrow round trip": FLOOR,
+}
 
 
-def run_variants(source: Path, models: Path, repeats: int, limit_us: float) -> list[dict]:
+def _ratios(us: float, refs: dict[str, float]) -> dict[str, float]:
+    return {f"x_{name}": us / ref for name, ref in refs.items()}
+
+
+def run_variants(
+    source: Path, models: Path, repeats: int, refs: dict[str, float], known: dict[str, dict]
+) -> list[dict]:
+    """Warm runs of the classic path, one setting changed at a time; x limit, floor, peer."""
     rows = []
     for name, extra in VARIANTS.items():
-        print(f"variant: {name} ...", flush=True)
-        measured = run_measured(
-            [
-                "-m",
-                "bench.scoring",
-                "--worker",
-                "spark",
-                "--input",
-                str(source),
-                "--models",
-                str(models),
-                "--repeats",
-                str(repeats),
-                "--output",
-                str(CACHE / "out" / "variant.parquet"),
-                *extra,
-            ]
-        )
-        r = measured.result
-        us = 1e6 * r["seconds"] / r["rows"]
-        rows.append(
-            {
-                "variant": name,
-                "seconds": r["seconds"],
-                "us_per_row": us,
-                "ratio_to_limit": us / limit_us,
-            }
-        )
-    print(f"\n{'Spark warm variant':<44}{'seconds':>9}{'µs/row':>8}{'x limit':>9}")
+        if name in SAME_AS and SAME_AS[name] in known:
+            seconds, us = known[SAME_AS[name]]["seconds"], known[SAME_AS[name]]["us_per_row"]
+        else:
+            print(f"variant: {name} ...", flush=True)
+            measured = run_measured(
+                [
+                    "-m",
+                    "bench.scoring",
+                    "--worker",
+                    "spark",
+                    "--input",
+                    str(source),
+                    "--models",
+                    str(models),
+                    "--repeats",
+                    str(repeats),
+                    "--output",
+                    str(CACHE / "out" / "variant.parquet"),
+                    *extra,
+                ],
+                env=WORKER_ENV,
+            )
+            r = measured.result
+            seconds, us = r["seconds"], 1e6 * r["seconds"] / r["rows"]
+        rows.append({"variant": name, "seconds": seconds, "us_per_row": us, **_ratios(us, refs)})
+    print(
+        f"\n{'Spark warm variant (classic)':<44}{'seconds':>9}{'µs/row':>8}"
+        f"{'x limit':>9}{'x floor':>9}{'x peer':>8}"
+    )
     for r in rows:
         print(
             f"{r['variant']:<44}{r['seconds']:>9.2f}{r['us_per_row']:>8.2f}"
-            f"{r['ratio_to_limit']:>9.2f}"
+            f"{r['x_limit']:>9.2f}{r['x_floor']:>9.2f}{r['x_peer']:>8.2f}"
         )
     return rows
 
@@ -257,7 +328,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     names = [r["name"] for r in rows]
     ax.barh(names, [r["rows_per_s"] for r in rows], color="#4C72B0")
     ax.set_xscale("log")
@@ -268,12 +339,88 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+# Spark's Python workers import bench.peer (the peer's per-worker model cache).
+WORKER_ENV = {
+    "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+}
+
+
+def measure(
+    name: str, args: list[str], env: dict[str, str] | None = None, also: list[int] | None = None
+) -> dict:
+    """One path in its own process; its row of the table (ratios are added later)."""
+    print(f"running {name} ...", flush=True)
+    measured = run_measured(
+        ["-m", "bench.scoring", *args], env={**WORKER_ENV, **(env or {})}, also=also or []
+    )
+    r = measured.result
+    return {
+        "name": name,
+        "rows": r["rows"],
+        "seconds": r["seconds"],
+        "rows_per_s": r["rows"] / r["seconds"],
+        "us_per_row": 1e6 * r["seconds"] / r["rows"],
+        "peak_driver_mb": measured.peak_driver_mb,
+        "peak_tree_mb": measured.peak_tree_mb,
+        "detail": r,
+    }
+
+
+def measure_all(
+    source: Path, models: Path, repeats: int, udf_rows: int, outputs: Path
+) -> tuple[list[dict], dict[str, Path]]:
+    """Every path of the main table; the Connect server runs only while (d) runs."""
+    common = ["--input", str(source), "--models", str(models), "--repeats", str(repeats)]
+    written = {
+        LIMIT: outputs / "single.parquet",
+        WARM: outputs / "spark.parquet",
+        COLD: outputs / "spark_cold.parquet",
+        CONNECT: outputs / "connect.parquet",
+        PEER: outputs / "peer.parquet",
+    }
+    rows = [
+        measure(LIMIT, [*common, "--worker", "single", "--output", str(written[LIMIT])]),
+        measure(WARM, [*common, "--worker", "spark", "--output", str(written[WARM])]),
+        measure(COLD, [*common, "--worker", "spark-cold", "--output", str(written[COLD])]),
+    ]
+    root = Path(tempfile.mkdtemp(prefix="bench-connect-"))
+    try:
+        with connect_server(root) as server:
+            pid = server.running_pid()
+            rows.append(
+                measure(
+                    CONNECT,
+                    [*common, "--worker", "connect", "--output", str(written[CONNECT])],
+                    env={**server.client_env(), "CACHE_DIR": str(server.settings.cache_dir)},
+                    also=[pid] if pid else [],
+                )
+            )
+            rows[-1]["server_log"] = str(server.log_path)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    rows += [
+        measure(
+            PEER, [*common, "--worker", "spark", "--impl", "peer", "--output", str(written[PEER])]
+        ),
+        measure(
+            FLOOR,
+            [*common, "--worker", "spark", "--impl", "noop", "--output", str(outputs / "noop")],
+        ),
+        measure(UDF, [*common, "--worker", "udf", "--udf-rows", str(udf_rows)]),
+    ]
+    return rows, written
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.scoring", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scoring",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--n-users", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--udf-rows", type=int, default=100_000)
-    parser.add_argument("--worker", choices=["single", "spark", "spark-cold", "udf"])
+    parser.add_argument("--worker", choices=["single", "spark", "spark-cold", "connect", "udf"])
     parser.add_argument("--input")
     parser.add_argument("--models")
     parser.add_argument("--output")
@@ -281,8 +428,11 @@ def main() -> int:
         "--variants", action="store_true", help="also measure each Spark setting's effect (warm)"
     )
     parser.add_argument("--conf", action="append", default=[], help="worker: spark conf k=v")
-    parser.add_argument("--impl", choices=["arrow", "pandas", "noop", "scan"], default="arrow")
+    parser.add_argument(
+        "--impl", choices=["arrow", "pandas", "peer", "noop", "scan"], default="arrow"
+    )
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--remote", help="worker connect: sc:// URL (default: SPARK_REMOTE)")
     args = parser.parse_args()
 
     if args.worker:
@@ -291,6 +441,9 @@ def main() -> int:
             out = worker_single(args.input, args.models, args.output, args.repeats)
         elif args.worker == "udf":
             out = worker_udf(args.input, args.models, args.udf_rows)
+        elif args.worker == "connect":
+            remote = args.remote or os.environ["SPARK_REMOTE"]
+            out = worker_connect(args.input, args.models, args.output, args.repeats, remote)
         else:
             out = worker_spark(
                 args.input,
@@ -308,73 +461,71 @@ def main() -> int:
     source, models = users_file(args.n_users), model_dir()
     outputs = CACHE / "out"
     outputs.mkdir(parents=True, exist_ok=True)
-    common = ["--input", str(source), "--models", str(models), "--repeats", str(args.repeats)]
-    runs = {
-        "(a) single process (limit)": [
-            "--worker",
-            "single",
-            "--output",
-            str(outputs / "single.parquet"),
-        ],
-        "(b) Spark warm": ["--worker", "spark", "--output", str(outputs / "spark.parquet")],
-        "(b) Spark cold": [
-            "--worker",
-            "spark-cold",
-            "--output",
-            str(outputs / "spark_cold.parquet"),
-        ],
-        "(c) row-at-a-time UDF": ["--worker", "udf", "--udf-rows", str(args.udf_rows)],
-    }
-    rows = []
-    for name, extra in runs.items():
-        print(f"running {name} ...", flush=True)
-        measured = run_measured(["-m", "bench.scoring", *common, *extra])
-        r = measured.result
-        rows.append(
-            {
-                "name": name,
-                "rows": r["rows"],
-                "seconds": r["seconds"],
-                "rows_per_s": r["rows"] / r["seconds"],
-                "us_per_row": 1e6 * r["seconds"] / r["rows"],
-                "peak_driver_mb": measured.peak_driver_mb,
-                "peak_tree_mb": measured.peak_tree_mb,
-                "detail": r,
-            }
-        )
+    rows, written = measure_all(source, models, args.repeats, args.udf_rows, outputs)
     by = {r["name"]: r for r in rows}
-    limit, warm = by["(a) single process (limit)"], by["(b) Spark warm"]
-    udf = by["(c) row-at-a-time UDF"]
-    ratio_ba = warm["us_per_row"] / limit["us_per_row"]
-    ratio_cb = warm["rows_per_s"] / udf["rows_per_s"]
-    max_diff = compare_outputs(outputs / "single.parquet", outputs / "spark.parquet")
+    refs = {
+        "limit": by[LIMIT]["us_per_row"],
+        "floor": by[FLOOR]["us_per_row"],
+        "peer": by[PEER]["us_per_row"],
+    }
+    for r in rows:
+        r.update(_ratios(r["us_per_row"], refs))
+    diffs = {
+        name: compare_outputs(written[LIMIT], path)
+        for name, path in written.items()
+        if name != LIMIT
+    }
+    identical = all(d == 0.0 for d in diffs.values())
 
     print(f"\nScoring {args.n_users:,} users; {machine()}; median of {args.repeats}")
     print(
-        f"{'path':<30}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'µs/row':>8}"
-        f"{'driver MB':>11}{'tree MB':>9}"
+        f"{'path':<32}{'rows':>11}{'seconds':>9}{'rows/s':>12}{'µs/row':>8}"
+        f"{'x limit':>9}{'x floor':>9}{'x peer':>8}{'driver MB':>11}{'tree MB':>9}"
     )
     for r in rows:
         print(
-            f"{r['name']:<30}{r['rows']:>11,}{r['seconds']:>9.2f}{r['rows_per_s']:>12,.0f}"
-            f"{r['us_per_row']:>8.2f}{r['peak_driver_mb']:>11.0f}{r['peak_tree_mb']:>9.0f}"
+            f"{r['name']:<32}{r['rows']:>11,}{r['seconds']:>9.2f}{r['rows_per_s']:>12,.0f}"
+            f"{r['us_per_row']:>8.2f}{r['x_limit']:>9.2f}{r['x_floor']:>9.2f}{r['x_peer']:>8.2f}"
+            f"{r['peak_driver_mb']:>11.0f}{r['peak_tree_mb']:>9.0f}"
         )
-    print(f"\n(b) warm / (a) time per row: {ratio_ba:.2f}x   (target <= 2.0x)")
-    print(f"(b) warm vs (c) throughput:  {ratio_cb:,.0f}x faster   (target >= 50x)")
-    print(f"max |score (a) - score (b)|: {max_diff:.3g}   (identical: {max_diff == 0.0})")
+    warm, connect, udf = by[WARM], by[CONNECT], by[UDF]
+    ratio_ba = warm["us_per_row"] / by[LIMIT]["us_per_row"]
+    ratio_cb = warm["rows_per_s"] / udf["rows_per_s"]
+    ratio_db = connect["us_per_row"] / warm["us_per_row"]
+    detail = connect["detail"]
+    print(f"\n(b) warm / (a) time per row:        {ratio_ba:.2f}x   (target <= 2.0x)")
+    print(f"(b) warm vs (c) throughput:         {ratio_cb:,.0f}x faster   (target >= 50x)")
+    print(f"(d) Connect warm / (b) classic warm: {ratio_db:.2f}x   (goal <= 1.10x)")
+    print(
+        f"(d) new client: connect {detail['connect_seconds']:.2f} s, first run "
+        f"{detail['first_seconds']:.2f} s (server memory counted in its tree MB)"
+    )
+    print(
+        f"(b) warm / (e) peer: {warm['x_peer']:.2f}x   "
+        f"(d) Connect warm / (e) peer: {connect['x_peer']:.2f}x"
+    )
+    for name, diff in diffs.items():
+        print(f"max |score (a) - score {name}|: {diff:.3g}")
+    print(f"scores identical across all paths: {identical}")
     payload = {
         "n_users": args.n_users,
         "machine": machine(),
+        "repeats": args.repeats,
         "rows": rows,
         "ratio_b_over_a": ratio_ba,
         "ratio_b_vs_c": ratio_cb,
-        "max_abs_diff": max_diff,
+        "ratio_d_over_b": ratio_db,
+        "max_abs_diff": diffs,
+        "identical": identical,
     }
     if args.variants:
-        payload["variants"] = run_variants(source, models, args.repeats, limit["us_per_row"])
+        payload["variants"] = run_variants(source, models, args.repeats, refs, by)
     print(f"results: {save('scoring', payload)}")
     plot(rows, RESULTS / "scoring.png")
     print(f"plot: {RESULTS / 'scoring.png'}")
+    if not identical:
+        print("❌ scores differ between paths", file=sys.stderr)
+        return 1
     return 0
 
 
