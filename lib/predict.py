@@ -122,17 +122,33 @@ def _inside_py4j(frame: FrameType | None) -> bool:
 
 
 def _cancel_spark_jobs() -> None:
-    from pyspark.sql import SparkSession
+    """Cancel Spark's work until the job gives up: a stage submitted after the first cancel
+    (the query was still being planned when the signal came) is cancelled on the next round.
 
-    from lib.spark import is_remote
+    Runs in its own thread, where pyspark's *active* session (thread-local) is unset: it
+    uses the process's SparkContext (classic) or default Connect session instead.
+    """
+    import time
 
-    active = SparkSession.getActiveSession()
-    if active is None:
-        return
-    if is_remote(active):
-        active.interruptAll()  # the server's running operations for this session
-    else:
-        active.sparkContext.cancelAllJobs()
+    from pyspark import SparkContext
+
+    for _ in range(240):  # at most two minutes; the process normally exits long before
+        try:
+            classic = SparkContext._active_spark_context
+            if classic is not None:
+                classic.cancelAllJobs()
+            elif "pyspark.sql.connect.session" in sys.modules:
+                from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+                remote = ConnectSession._get_default_session()
+                if remote is None:
+                    return
+                remote.interruptAll()  # the server's running operations for this session
+            else:
+                return
+        except Exception:
+            return
+        time.sleep(0.5)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

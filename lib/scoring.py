@@ -97,13 +97,17 @@ def score_spark(
     threads = thread_count or int(spark.conf.get("spark.task.cpus", "1") or "1")
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        model = _WORKER_MODELS.get(model_sha256)
+        # Import the cache in the worker: a module global captured by this closure would be
+        # pickled by value, i.e. a fresh empty dict per task, and the model rebuilt each time.
+        from lib.scoring import _WORKER_MODELS as models
+
+        model = models.get(model_sha256)
         if model is None:
             from lib.registry import model_from_bytes
 
             data = broadcast.value if broadcast is not None else model_bytes
             assert data is not None
-            model = _WORKER_MODELS[model_sha256] = model_from_bytes(data, model_format)
+            model = models[model_sha256] = model_from_bytes(data, model_format)
         for batch in batches:
             yield score_arrow(batch, model, feature_list, thread_count=threads)
 
