@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import httpx
 from lib.errors import PipelineError
 from lib.settings import PROJECT_ROOT
 
-__all__ = ["api_process", "free_port", "port_is_free"]
+__all__ = ["api_process", "free_port", "port_is_free", "uvicorn_command", "wait_until_ready"]
 
 
 def free_port() -> int:
@@ -33,6 +33,36 @@ def free_port() -> int:
 def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def uvicorn_command(port: int) -> list[str]:
+    """The config API on 127.0.0.1:``port`` with this interpreter (demo, tests, `make up`)."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+
+
+def wait_until_ready(
+    process: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float
+) -> str:
+    """Poll a starting server: "ready", "exited" (it died) or "timeout"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return "exited"
+        if ready():
+            return "ready"
+        time.sleep(0.2)
+    return "timeout"
 
 
 @contextmanager
@@ -49,18 +79,7 @@ def api_process(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(port),
             cwd=PROJECT_ROOT,
             env={**os.environ, **env} if env else None,
             stdout=log,

@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lib.api_server import wait_until_ready
 from lib.errors import PipelineError, run_cli
 from lib.settings import PROJECT_ROOT, Settings, get_settings
 
@@ -200,17 +201,15 @@ class ConnectServer:
                 start_new_session=True,  # Ctrl-C in the terminal that ran `make up` spares it
             )
         self._write_state(process.pid)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self._forget()
-                raise ConnectServerError(
-                    f"the Spark Connect server exited with {process.returncode} while "
-                    f"starting; see {self.log_path}:\n{_tail(self.log_path)}"
-                )
-            if self._listening():
-                return process.pid
-            time.sleep(0.2)
+        outcome = wait_until_ready(process, self._listening, timeout)
+        if outcome == "ready":
+            return process.pid
+        if outcome == "exited":
+            self._forget()
+            raise ConnectServerError(
+                f"the Spark Connect server exited with {process.returncode} while "
+                f"starting; see {self.log_path}:\n{_tail(self.log_path)}"
+            )
         self.stop()
         raise ConnectServerError(
             f"the Spark Connect server did not answer within {timeout:.0f} s; see {self.log_path}"

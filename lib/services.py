@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from lib.api_server import port_is_free
+from lib.api_server import port_is_free, wait_until_ready
 from lib.connect_server import ConnectServer, connect_url
 from lib.errors import PipelineError, run_cli
 from lib.settings import PROJECT_ROOT, Settings, get_settings
@@ -92,17 +92,15 @@ class ApiService:
         self.state_path.write_text(
             json.dumps({"pid": process.pid, "project_root": str(PROJECT_ROOT)})
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self.state_path.unlink(missing_ok=True)
-                raise PipelineError(
-                    f"the config API exited with {process.returncode} while starting; "
-                    f"see {self.log_path}"
-                )
-            if self.healthy():
-                return process.pid
-            time.sleep(0.2)
+        outcome = wait_until_ready(process, self.healthy, timeout)
+        if outcome == "ready":
+            return process.pid
+        if outcome == "exited":
+            self.state_path.unlink(missing_ok=True)
+            raise PipelineError(
+                f"the config API exited with {process.returncode} while starting; "
+                f"see {self.log_path}"
+            )
         self.stop()
         raise PipelineError(f"the config API did not answer within {timeout:.0f} s")
 
