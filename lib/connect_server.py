@@ -28,6 +28,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from lib.api_server import wait_until_ready
 from lib.errors import PipelineError, run_cli
+from lib.files import atomic_write_bytes
 from lib.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
@@ -112,7 +114,8 @@ class ConnectServer:
         """
         state = self._state()
         pid = int(str(state.get("pid", 0))) if state else 0
-        alive = pid > 0 and _is_connect_server(pid)
+        started = state.get("started") if state else None
+        alive = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
         if state and alive:
             theirs = ServerIdentity(**state["identity"])  # type: ignore[arg-type]
             if theirs != ServerIdentity.current():
@@ -173,9 +176,20 @@ class ConnectServer:
             TOKEN_ENV: token,
         }
 
+    def _private_dir(self) -> None:
+        """The folder for the token and the state: ours, 0700, not a link (a shared CACHE_DIR
+        must not let another user plant links or read what is inside)."""
+        folder = self.state_path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid():
+            raise ConnectServerError(f"{folder} must be a folder of your own, not a link")
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(folder, 0o700)
+
     def _new_token(self) -> str:
         token = secrets.token_urlsafe(32)
-        self.token_path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_dir()
         self.token_path.unlink(missing_ok=True)
         fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -190,7 +204,10 @@ class ConnectServer:
             return pid
         token = self._new_token()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
+        log_fd = os.open(
+            self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(log_fd, "ab") as log:
             process = subprocess.Popen(
                 self.command(),
                 env=self.environment(token),
@@ -201,7 +218,9 @@ class ConnectServer:
                 start_new_session=True,  # Ctrl-C in the terminal that ran `make up` spares it
             )
         self._write_state(process.pid)
-        outcome = wait_until_ready(process, self._listening, timeout)
+        outcome = wait_until_ready(
+            process, lambda: _owns_listening_port(process.pid, self.port), timeout
+        )
         if outcome == "ready":
             return process.pid
         if outcome == "exited":
@@ -216,21 +235,24 @@ class ConnectServer:
         )
 
     def _write_state(self, pid: int) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self._private_dir()
         state = {
             "pid": pid,
+            "started": _start_time(pid),
             "port": self.port,
             "identity": asdict(ServerIdentity.current()),
             "log": str(self.log_path),
             "started_at": time.time(),
         }
-        self.state_path.write_text(json.dumps(state))
+        atomic_write_bytes(self.state_path, json.dumps(state).encode())  # replaces, never follows
 
     def stop(self, timeout: float = 30) -> bool:
         """Stop our server by pid (nothing else); returns whether one was running."""
         state = self._state()
         pid = int(str(state.get("pid", 0))) if state else 0
-        if pid <= 0 or not _is_connect_server(pid):
+        started = state.get("started") if state else None
+        ours = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
+        if not ours or ServerIdentity(**state["identity"]) != ServerIdentity.current():  # type: ignore[index, arg-type]
             self._forget()
             return False
         os.kill(pid, signal.SIGTERM)
@@ -264,11 +286,15 @@ class ConnectServer:
             self._forget()
 
     def client_env(self) -> dict[str, str]:
-        """What a client process needs to use this server (pyspark's own variables)."""
-        token = self.token()
-        if token is None:
-            return {}
-        return {"SPARK_REMOTE": connect_url(self.port), TOKEN_ENV: token}
+        """What a client process needs to use this server: SPARK_REMOTE only. The project's
+        client (lib.spark.connect_spark) reads the token from the token file itself, so the
+        token never appears in an environment listing or on a command line (`make lab`)."""
+        return {"SPARK_REMOTE": connect_url(self.port)} if self.token() else {}
+
+    def owns_port(self) -> bool:
+        """Is the listener on our port this project's server (not a squatter)?"""
+        pid = self.running_pid()
+        return pid is not None and _owns_listening_port(pid, self.port)
 
 
 def local_server(settings: Settings | None = None) -> ConnectServer | None:
@@ -297,15 +323,59 @@ def _proc_state(pid: int) -> str:
         return ""
 
 
-def _is_connect_server(pid: int) -> bool:
-    """Is ``pid`` a live Spark Connect server JVM (so a recycled pid is never signalled)?"""
+def _start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks (/proc/<pid>/stat field 22): a pid that was
+    recycled for another process has another start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _is_connect_server(pid: int, started: int | None = None) -> bool:
+    """Is ``pid`` our live Spark Connect server JVM (never a recycled pid, another user's
+    process, or one that merely mentions the class name)?"""
     if not _alive(pid):
         return False
     try:
+        if Path(f"/proc/{pid}").stat().st_uid != os.getuid():
+            return False
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
+    if started is not None and _start_time(pid) != started:
+        return False
     return SERVER_CLASS.encode() in cmdline
+
+
+def _owns_listening_port(pid: int, port: int) -> bool:
+    """Does ``pid`` itself hold the listening socket on ``port`` (not a squatter)?"""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    if not inodes:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -24,8 +24,9 @@ from pathlib import Path
 import httpx
 
 from lib.api_server import port_is_free, wait_until_ready
-from lib.connect_server import ConnectServer, connect_url
+from lib.connect_server import ConnectServer, _start_time, connect_url
 from lib.errors import PipelineError, run_cli
+from lib.files import atomic_write_bytes
 from lib.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = ["ApiService", "down", "up"]
@@ -46,10 +47,13 @@ class ApiService:
             state = json.loads(self.state_path.read_text())
             pid = int(state["pid"])
             same_checkout = state.get("project_root") == str(PROJECT_ROOT)
+            started = state.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             return None
         cmdline = _cmdline(pid)
-        if same_checkout and "uvicorn" in cmdline and "api.main:app" in cmdline:
+        # The start time tells our process from a recycled pid (never signal someone else's).
+        same_process = started is not None and _start_time(pid) == started
+        if same_checkout and same_process and "uvicorn" in cmdline and "api.main:app" in cmdline:
             return pid
         self.state_path.unlink(missing_ok=True)
         return None
@@ -89,9 +93,12 @@ class ApiService:
                 start_new_session=True,
             )
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(
-            json.dumps({"pid": process.pid, "project_root": str(PROJECT_ROOT)})
-        )
+        state = {
+            "pid": process.pid,
+            "project_root": str(PROJECT_ROOT),
+            "started": _start_time(process.pid),
+        }
+        atomic_write_bytes(self.state_path, json.dumps(state).encode())
         outcome = wait_until_ready(process, self.healthy, timeout)
         if outcome == "ready":
             return process.pid

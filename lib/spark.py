@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from lib.settings import Settings, get_settings
 
@@ -141,7 +141,9 @@ def resolve_master(master: str | None, settings: Settings) -> str | None:
 def server_conf(settings: Settings, *, ui: bool = False) -> dict[str, str]:
     """The project's Spark settings: for our own local JVM and for the Spark Connect server.
 
-    Set where the JVM starts (server-side for Connect), so a client cannot opt out of them.
+    Set where the JVM starts (server-side for Connect). Restricted SQL is static: no client
+    can turn it off; runSQLOnFiles and the time zone are session settings, which
+    :func:`connect_spark` sets again on every Connect session the project opens.
     """
     return {
         "spark.driver.memory": settings.spark_driver_memory,
@@ -185,9 +187,15 @@ def functions_for(spark: object) -> ModuleType:
 def connect_spark(url: str | None = None) -> SparkSession:
     """A Spark Connect session (``url`` defaults to SPARK_REMOTE).
 
-    The token is pyspark's SPARK_CONNECT_AUTHENTICATE_TOKEN; for the project's local server
-    (``make up``) it is read from the server's token file when that variable is not set.
+    For the project's own local server (``make up``: ``sc://localhost:<port>`` where this
+    project's server owns the port) the token is read from the server's token file and the
+    client dials 127.0.0.1 itself: ``localhost`` may resolve to ``::1`` first, where any
+    local user could listen and collect the token. For any other server the token comes
+    from pyspark's SPARK_CONNECT_AUTHENTICATE_TOKEN or the URL; the local token file is
+    never sent elsewhere.
     """
+    from urllib.parse import urlparse
+
     from pyspark.sql import SparkSession
 
     from lib.connect_server import TOKEN_ENV, ConnectServer
@@ -196,11 +204,50 @@ def connect_spark(url: str | None = None) -> SparkSession:
     url = url or settings.spark_remote
     if not url:
         raise ValueError("no Spark Connect URL: set SPARK_REMOTE=sc://host:port")
-    if TOKEN_ENV not in os.environ and ";token=" not in url:
-        token = ConnectServer(settings=settings).token()
+    parsed = urlparse(url.split(";", 1)[0].rstrip("/"))
+    local = parsed.hostname in ("localhost", "127.0.0.1") and parsed.port is not None
+    server = ConnectServer(parsed.port, settings=settings) if local else None
+    if server is not None and ";token=" not in url and server.owns_port():
+        token = os.environ.get(TOKEN_ENV) or server.token()
         if token is not None:
-            os.environ[TOKEN_ENV] = token
-    return SparkSession.builder.remote(url).getOrCreate()
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+            cached = _LOOPBACK_SESSIONS.get((server.port, token))
+            if cached is not None and not cached.is_stopped:
+                return cast("SparkSession", cached)
+            builder = _loopback_channel_builder(server.port, token)
+            # create(), not getOrCreate(): another default session must not stand in for it.
+            session = ConnectSession.builder.channelBuilder(builder).create()
+            _LOOPBACK_SESSIONS[(server.port, token)] = _session_defaults(session)
+            return cast("SparkSession", session)
+    return cast("SparkSession", _session_defaults(SparkSession.builder.remote(url).getOrCreate()))
+
+
+_LOOPBACK_SESSIONS: dict[tuple[int, str], Any] = {}  # one per local server and process
+
+
+def _loopback_channel_builder(port: int, token: str) -> Any:
+    """A pyspark channel builder that sends ``token`` only to 127.0.0.1:``port``."""
+    import grpc
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    class LoopbackChannelBuilder(DefaultChannelBuilder):
+        def toChannel(self) -> grpc.Channel:
+            credentials = grpc.composite_channel_credentials(
+                grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP),
+                grpc.access_token_call_credentials(token),
+            )
+            return self._secure_channel(f"127.0.0.1:{port}", credentials)
+
+    return LoopbackChannelBuilder(f"sc://localhost:{port}")
+
+
+def _session_defaults(session: Any) -> Any:
+    """Session settings a Connect client must set itself (the server cannot make them
+    static): no SQL on files, UTC. Restricted SQL is static, set by the server."""
+    session.conf.set("spark.sql.runSQLOnFiles", "false")
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    return session
 
 
 def build_spark(

@@ -185,7 +185,7 @@ def test_make_score_uses_the_local_server_when_it_is_up(
     try:
         runner._use_local_spark_connect()
         assert os.environ["SPARK_REMOTE"] == connect_url(spark_connect.port)
-        assert os.environ["SPARK_CONNECT_AUTHENTICATE_TOKEN"] == spark_connect.token()
+        assert "SPARK_CONNECT_AUTHENTICATE_TOKEN" not in os.environ  # read from its file
     finally:
         for name in ("SPARK_REMOTE", "SPARK_CONNECT_AUTHENTICATE_TOKEN"):
             os.environ.pop(name, None)
@@ -207,10 +207,8 @@ def test_the_env_command_gives_make_lab_the_client_variables(spark_connect) -> N
         cwd=PROJECT_ROOT,
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
-        f"SPARK_REMOTE={connect_url(spark_connect.port)}",
-        f"SPARK_CONNECT_AUTHENTICATE_TOKEN={spark_connect.token()}",
-    ]
+    # The token stays in its file: `env $(...) jupyter lab` would show it to `ps`.
+    assert out.stdout.splitlines() == [f"SPARK_REMOTE={connect_url(spark_connect.port)}"]
 
 
 def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path: Path) -> None:
@@ -265,3 +263,66 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
     finally:
         bystander.kill()
         services("down")
+
+
+def test_the_projects_client_finds_the_token_and_dials_loopback_itself(
+    spark_connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPARK_REMOTE alone: the client reads the token file of *our* server on that port and
+    connects to 127.0.0.1 (``localhost`` might resolve to ::1, where anyone could listen)."""
+    from lib.settings import get_settings
+    from lib.spark import connect_spark
+
+    monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
+    monkeypatch.setenv("CACHE_DIR", str(spark_connect.settings.cache_dir))
+    get_settings.cache_clear()
+    try:
+        session = connect_spark(connect_url(spark_connect.port))
+        assert session.range(3).count() == 3
+        assert session.conf.get("spark.sql.runSQLOnFiles") == "false"
+        assert session.client._builder.endpoint != "127.0.0.1"  # the URL says localhost...
+        channel_target = type(session.client._builder).__name__
+        assert channel_target == "LoopbackChannelBuilder"  # ...the channel dials 127.0.0.1
+        session.stop()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_the_token_file_is_never_sent_to_a_port_our_server_does_not_own(
+    spark_connect, tmp_path: Path
+) -> None:
+    """A squatter on another port gets no token: the file belongs to our server only."""
+    import socket
+    import threading
+
+    from lib.spark import connect_spark
+
+    received: list[bytes] = []
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen(1)
+        port = squatter.getsockname()[1]
+        # Pretend the token file of *this* port exists (copied from our real server).
+        fake = ConnectServer(port, settings=spark_connect.settings)
+        fake._private_dir()
+        fake.token_path.write_text(spark_connect.token())
+
+        def accept() -> None:
+            squatter.settimeout(10)
+            try:
+                conn, _ = squatter.accept()
+                conn.settimeout(2)
+                received.append(conn.recv(65536))
+                conn.close()
+            except OSError:
+                pass
+
+        listener = threading.Thread(target=accept)
+        listener.start()
+        try:
+            with pytest.raises(Exception):
+                connect_spark(connect_url(port)).range(1).collect()
+        finally:
+            listener.join()
+            fake.token_path.unlink(missing_ok=True)
+    assert not any(spark_connect.token().encode() in chunk for chunk in received)
