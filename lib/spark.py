@@ -218,6 +218,9 @@ def connect_spark(url: str | None = None) -> SparkSession:
             builder = _loopback_channel_builder(server.port, token)
             # create(), not getOrCreate(): another default session must not stand in for it.
             session = ConnectSession.builder.channelBuilder(builder).create()
+            # What pyspark's own remote builder does: pyspark.sql.functions and friends
+            # then build Spark Connect expressions in this process (notebook code uses F).
+            os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
             _LOOPBACK_SESSIONS[(server.port, token)] = _session_defaults(session)
             return cast("SparkSession", session)
     return cast("SparkSession", _session_defaults(SparkSession.builder.remote(url).getOrCreate()))

@@ -275,9 +275,13 @@ def test_the_projects_client_finds_the_token_and_dials_loopback_itself(
 
     monkeypatch.delenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", raising=False)
     monkeypatch.setenv("CACHE_DIR", str(spark_connect.settings.cache_dir))
+    monkeypatch.setenv("SPARK_CONNECT_MODE_ENABLED", "0")  # restored after: classic tests follow
     get_settings.cache_clear()
     try:
         session = connect_spark(connect_url(spark_connect.port))
+        from pyspark.sql import functions as F
+
+        assert type(F.col("x")).__module__.startswith("pyspark.sql.connect")  # notebooks' F
         assert session.range(3).count() == 3
         assert session.conf.get("spark.sql.runSQLOnFiles") == "false"
         assert session.client._builder.endpoint != "127.0.0.1"  # the URL says localhost...
@@ -298,6 +302,7 @@ def test_the_token_file_is_never_sent_to_a_port_our_server_does_not_own(
     from lib.spark import connect_spark
 
     received: list[bytes] = []
+    mode = os.environ.get("SPARK_CONNECT_MODE_ENABLED")
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen(1)
@@ -325,4 +330,6 @@ def test_the_token_file_is_never_sent_to_a_port_our_server_does_not_own(
         finally:
             listener.join()
             fake.token_path.unlink(missing_ok=True)
+            if mode is None:  # pyspark's remote builder sets it; classic tests follow
+                os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
     assert not any(spark_connect.token().encode() in chunk for chunk in received)
