@@ -238,7 +238,7 @@ class ConnectServer:
         self._private_dir()
         state = {
             "pid": pid,
-            "started": _start_time(pid),
+            "started": process_start_time(pid),
             "port": self.port,
             "identity": asdict(ServerIdentity.current()),
             "log": str(self.log_path),
@@ -323,7 +323,7 @@ def _proc_state(pid: int) -> str:
         return ""
 
 
-def _start_time(pid: int) -> int | None:
+def process_start_time(pid: int) -> int | None:
     """The process's start time in clock ticks (/proc/<pid>/stat field 22): a pid that was
     recycled for another process has another start time."""
     try:
@@ -344,7 +344,7 @@ def _is_connect_server(pid: int, started: int | None = None) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    if started is not None and _start_time(pid) != started:
+    if started is not None and process_start_time(pid) != started:
         return False
     return SERVER_CLASS.encode() in cmdline
 

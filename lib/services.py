@@ -16,15 +16,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-from lib.api_server import port_is_free, wait_until_ready
-from lib.connect_server import ConnectServer, _start_time, connect_url
+from lib.api_server import port_is_free, uvicorn_command, wait_until_ready
+from lib.connect_server import ConnectServer, connect_url, process_start_time
 from lib.errors import PipelineError, run_cli
 from lib.files import atomic_write_bytes
 from lib.settings import PROJECT_ROOT, Settings, get_settings
@@ -52,7 +51,7 @@ class ApiService:
             return None
         cmdline = _cmdline(pid)
         # The start time tells our process from a recycled pid (never signal someone else's).
-        same_process = started is not None and _start_time(pid) == started
+        same_process = started is not None and process_start_time(pid) == started
         if same_checkout and same_process and "uvicorn" in cmdline and "api.main:app" in cmdline:
             return pid
         self.state_path.unlink(missing_ok=True)
@@ -76,16 +75,7 @@ class ApiService:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api.main:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                uvicorn_command(self.port),
                 cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -96,7 +86,7 @@ class ApiService:
         state = {
             "pid": process.pid,
             "project_root": str(PROJECT_ROOT),
-            "started": _start_time(process.pid),
+            "started": process_start_time(process.pid),
         }
         atomic_write_bytes(self.state_path, json.dumps(state).encode())
         outcome = wait_until_ready(process, self.healthy, timeout)

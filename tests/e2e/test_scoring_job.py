@@ -221,6 +221,18 @@ def cli(
     return python_module("lib.predict", *args, env={**project.env, **(env or {})}, timeout=300)
 
 
+def start_job(project: Project, *args: str) -> subprocess.Popen[str]:
+    """``python -m lib.predict args`` in the background, to signal it while it works."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lib.predict", *args],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **project.env},
+    )
+
+
 def assert_one_line_failure(out, code: int, message: str) -> None:
     assert out.returncode == code, (out.returncode, out.stderr)
     errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
@@ -613,21 +625,8 @@ def test_cli_api_answering_html_is_exit_6(project: Project, html_server: str) ->
 
 def test_cli_sigterm_records_the_run_as_failed(project: Project, tmp_path: Path) -> None:
     campaign_id = project.create_campaign("cli sigterm", "age > 20")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lib.predict",
-            "--campaign-id",
-            str(campaign_id),
-            "--output",
-            str(tmp_path / "out.parquet"),
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **project.env},
+    process = start_job(
+        project, "--campaign-id", str(campaign_id), "--output", str(tmp_path / "out.parquet")
     )
     try:
         deadline = time.monotonic() + 60
@@ -682,23 +681,14 @@ def test_cli_sigterm_while_spark_works_is_exit_143_and_recorded(
 
     big = write_users(tmp_path / "big.parquet", 400_000, seed=3)
     campaign_id = project.create_campaign("cli sigterm in spark", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "lib.predict",
-            "--campaign-id",
-            str(campaign_id),
-            "--input",
-            str(big),
-            "--output",
-            str(tmp_path / "out.parquet"),
-        ],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **project.env},
+    process = start_job(
+        project,
+        "--campaign-id",
+        str(campaign_id),
+        "--input",
+        str(big),
+        "--output",
+        str(tmp_path / "out.parquet"),
     )
     try:
         assert process.stdout is not None

@@ -21,6 +21,7 @@ from lib.connect_server import ConnectServer, ConnectServerError, connect_url
 from lib.errors import InvalidInputError
 from lib.settings import PROJECT_ROOT, Settings
 from tests.e2e.conftest import Project
+from tests.helpers import python_module
 
 
 def client(port: int, token: str | None):
@@ -118,26 +119,13 @@ def test_bigquery_without_the_connector_is_refused_over_connect(
 def test_the_cli_job_uses_spark_remote(project: Project, spark_connect, tmp_path: Path) -> None:
     campaign_id = project.create_campaign("connect cli", "age > 40")
     env = {
-        **os.environ,
         **project.env,
         "SPARK_REMOTE": connect_url(spark_connect.port),
         "SPARK_CONNECT_AUTHENTICATE_TOKEN": spark_connect.token(),
     }
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lib.predict",
-            "--campaign-id",
-            str(campaign_id),
-            "--output",
-            str(tmp_path / "out.parquet"),
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    output = str(tmp_path / "out.parquet")
+    out = python_module(
+        "lib.predict", "--campaign-id", str(campaign_id), "--output", output, env=env, timeout=300
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Using incubator modules" not in out.stderr  # no JVM of its own in the client
