@@ -98,24 +98,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Stop the job: cancel Spark's work, and raise here unless a py4j call is running.
+    """Stop the job: cancel Spark's work, and raise here unless that would break something.
 
     Raising inside a py4j call would break the gateway's protocol (py4j then logs a
-    traceback and wraps our error in its own); cancelling the jobs from another thread
-    makes the blocked call return normally with a cancellation, which run_job reports as
-    "stopped by signal SIGTERM" because the flag is set. Over Spark Connect the server's
+    traceback and wraps our error in its own), and raising inside an import leaves a
+    half-initialised module behind (pyspark then fails to import with a circular-import
+    error). In those cases the flag alone stops the job: cancelling the jobs from another
+    thread makes a blocked call return with a cancellation, and the job's next stage
+    boundary raises "stopped by signal SIGTERM". Over Spark Connect the server's
     operations are interrupted and the exception is raised right away.
     """
     job.STOP_REQUESTED.set()
     threading.Thread(target=_cancel_spark_jobs, name="sigterm-cancel", daemon=True).start()
-    if _inside_py4j(frame):
+    if _raising_is_unsafe(frame):
         return
     raise JobInterruptedError(f"stopped by signal {signal.Signals(signum).name}")
 
 
-def _inside_py4j(frame: FrameType | None) -> bool:
+def _raising_is_unsafe(frame: FrameType | None) -> bool:
+    """True inside a py4j call or an import (see _on_sigterm)."""
     while frame is not None:
-        if str(frame.f_globals.get("__name__", "")).startswith("py4j"):
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(("py4j", "importlib")) or frame.f_code.co_filename.startswith(
+            "<frozen importlib"
+        ):
             return True
         frame = frame.f_back
     return False
@@ -123,29 +129,24 @@ def _inside_py4j(frame: FrameType | None) -> bool:
 
 def _cancel_spark_jobs() -> None:
     """Cancel Spark's work until the job gives up: a stage submitted after the first cancel
-    (the query was still being planned when the signal came) is cancelled on the next round.
+    (the query was still being planned when the signal came, or Spark was still starting)
+    is cancelled on a later round.
 
     Runs in its own thread, where pyspark's *active* session (thread-local) is unset: it
-    uses the process's SparkContext (classic) or default Connect session instead.
+    uses the process's SparkContext (classic) or default Connect session instead. It never
+    imports pyspark itself: the main thread may be importing it at this moment.
     """
     import time
 
-    from pyspark import SparkContext
-
     for _ in range(240):  # at most two minutes; the process normally exits long before
         try:
-            classic = SparkContext._active_spark_context
+            context = getattr(sys.modules.get("pyspark.core.context"), "SparkContext", None)
+            classic = context._active_spark_context if context is not None else None
+            connect = getattr(sys.modules.get("pyspark.sql.connect.session"), "SparkSession", None)
             if classic is not None:
                 classic.cancelAllJobs()
-            elif "pyspark.sql.connect.session" in sys.modules:
-                from pyspark.sql.connect.session import SparkSession as ConnectSession
-
-                remote = ConnectSession._get_default_session()
-                if remote is None:
-                    return
+            elif connect is not None and (remote := connect._get_default_session()) is not None:
                 remote.interruptAll()  # the server's running operations for this session
-            else:
-                return
         except Exception:
             return
         time.sleep(0.5)
@@ -180,10 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _stop_spark() -> None:
-    if "pyspark" in sys.modules:
-        from pyspark.sql import SparkSession
-
-        active = SparkSession.getActiveSession()
+    """Stop the session this process made, if pyspark got as far as making one."""
+    session = getattr(sys.modules.get("pyspark.sql.session"), "SparkSession", None)
+    if session is not None:
+        active = session.getActiveSession()
         if active is not None:
             active.stop()
 
