@@ -41,6 +41,14 @@ def test_compose_sets_only_variables_the_settings_read() -> None:
         assert set(services[name]["environment"]) <= SETTINGS_VARS, name
 
 
+def test_no_container_receives_the_whole_env_file() -> None:
+    """An env_file would hand every .env variable (the Spark Connect token too) to every
+    container; compose reads .env for interpolation without it."""
+    for name, service in _compose()["services"].items():
+        assert "env_file" not in service, name
+        assert "SPARK_CONNECT_TOKEN" not in str(service.get("environment", {})), name
+
+
 def test_optional_jupyter_service_is_behind_a_profile() -> None:
     jupyter = _compose()["services"]["jupyter"]
     assert jupyter["profiles"] == ["jupyter"]
