@@ -78,8 +78,15 @@ up: setup check-java ## start the config API and Spark Connect in the background
 down: ## stop what `make up` started
 	@test -x $(PY) && API_PORT=$(API_PORT) $(PY) -m lib.services down || true
 
-lab: up ## start the services, then open JupyterLab on the notebooks (they use Spark Connect)
-	env $$($(PY) -m lib.connect_server env) $(VENV)/bin/jupyter lab notebooks/
+# JupyterLab's project settings (jupyter-config/, read by tests/browser too): open on notebooks/,
+# no news pop-up or update check (nothing fetched from the internet), startable as root.
+# JUPYTER_CONFIG_PATH adds them to ~/.jupyter's; settings and workspaces stay in the home.
+LAB_CONFIG := $(CURDIR)/jupyter-config
+
+lab: up ## start the services, then open JupyterLab on the repository (notebooks/ first)
+	env $$($(PY) -m lib.connect_server env) \
+	  JUPYTER_CONFIG_PATH="$(LAB_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)"
 
 lint: setup ## ruff check + format check, mypy, notebooks stripped
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
 """The FastAPI application: routers, error handlers, /health, and the schema check at start.
 
-Serve it with ``uvicorn api.main:app`` (``make api``); interactive docs at ``/docs``.
+Serve it with ``uvicorn api.main:app`` (``make api``); interactive docs at ``/docs`` and
+``/redoc``, served offline (api.docs); ``/`` redirects to ``/docs``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
 from api.db import dispose_engines, get_engine
+from api.docs import add_docs
 from api.limits import MAX_BODY_BYTES, BodySizeLimitMiddleware, validation_errors
 from api.migrate import SCHEMA_ERRORS, ensure_schema, first_line, shown_url
 from api.routes import audience, campaigns
@@ -81,6 +83,8 @@ def create_app() -> FastAPI:
         summary="Marketers create and manage campaign configurations for the scoring job.",
         version="1.0.0",
         lifespan=lifespan,
+        docs_url=None,  # api.docs serves /docs and /redoc without a CDN
+        redoc_url=None,
         responses={
             400: {"model": Message, "description": "The body could not be read"},
             413: {"model": Message, "description": f"The body is over {MAX_BODY_BYTES} bytes"},
@@ -91,6 +95,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SchemaCheckMiddleware)
     app.include_router(campaigns.router)
     app.include_router(audience.router)
+    add_docs(app)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, err: HTTPException) -> Response:

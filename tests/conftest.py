@@ -35,12 +35,12 @@ FIXTURE_MARKERS = {
     "empty_postgres_database": "postgres",
     "migrated_postgres_database": "postgres",
 }
-FOLDER_MARKERS = {"e2e": "e2e", "notebooks": "notebooks"}
+FOLDER_MARKERS = {"e2e": "e2e", "notebooks": "notebooks", "browser": "browser"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test by its folder (tests/e2e, tests/notebooks) and its fixtures."""
+    """Mark each test by its folder (tests/e2e, tests/notebooks, tests/browser) and fixtures."""
     for item in items:
         folder = item.path.parent.name
         needed = {FOLDER_MARKERS[folder]} if folder in FOLDER_MARKERS else set()
