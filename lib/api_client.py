@@ -22,7 +22,7 @@ from lib.errors import (
 )
 from lib.settings import get_settings
 
-__all__ = ["ApiError", "Campaign", "ConfigApiClient", "Run"]
+__all__ = ["ApiError", "Campaign", "ConfigApiClient", "Run", "not_running_message"]
 
 
 class ApiError(PipelineError):
@@ -98,6 +98,14 @@ def _detail(response: httpx.Response) -> str:
     return str(detail)[:1000]
 
 
+def not_running_message(base_url: str) -> str:
+    """What to say when nothing answers at the config API's address (connection refused)."""
+    return (
+        f"config API unreachable at {base_url}: nothing is answering there; start it with "
+        "`make api` (or `make up`, which also starts Spark Connect)"
+    )
+
+
 class ConfigApiClient:
     """``with ConfigApiClient("http://127.0.0.1:8000") as api: api.get_campaign(1)``."""
 
@@ -143,6 +151,8 @@ class ConfigApiClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise ApiUnavailableError(not_running_message(self.base_url)) from None
         except httpx.TransportError as err:
             raise ApiUnavailableError(
                 f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"

@@ -4,8 +4,9 @@
 
 ``make score``, ``make demo`` (through :func:`score`) and the Kubernetes papermill Job all
 run this, so every way of running the notebook gives the same exit codes and report. The
-executed notebook and its HTML rendering land in OUTPUT_DIR/runs/; they are kept for failed
-runs too (the error is in them). Exit code: the job's own (see the README).
+executed notebook and its run report (lib.report: HTML without code, readable offline) land
+in OUTPUT_DIR/runs/; they are kept for failed runs too (the report's first line says what
+failed). Exit code: the job's own (see the README).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 # papermill -> nbformat -> jsonschema imports rfc3987_syntax only to check the "iri" string
 # format, and that import builds a grammar for 1.2 s. Nothing here validates IRIs; jsonschema
@@ -28,15 +30,11 @@ from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
 
 
-def render_html(notebook: Path) -> Path:
-    """The executed notebook as a standalone HTML report beside it."""
-    import nbformat
-    from nbconvert import HTMLExporter
+def render_html(notebook: Path, exit_code: int | None = None) -> Path:
+    """The run report (lib.report) beside the executed notebook: no code, readable offline."""
+    from lib.report import render_report
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    html = notebook.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
-    return html
+    return render_report(notebook, exit_code=exit_code)
 
 
 def exit_code_for(error_name: str) -> int:
@@ -45,6 +43,15 @@ def exit_code_for(error_name: str) -> int:
     if isinstance(error, type) and issubclass(error, errors.PipelineError):
         return error.exit_code
     return 1
+
+
+def _kernel_config() -> Any:
+    """The kernel talks to papermill over IPC sockets (files in Jupyter's private runtime
+    folder), not loopback TCP: nothing else on the machine can connect to it, and ipykernel
+    has no "Kernel is running over TCP without encryption" warning to print."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def score(
@@ -86,11 +93,12 @@ def score(
             # Stream the cells' printed output (the job's progress lines) as it comes.
             stdout_file=sys.stdout,
             stderr_file=sys.stderr,
+            config=_kernel_config(),
         )
     except pm.PapermillExecutionError as err:
         print(f"❌ error: {err.evalue}", file=sys.stderr)
         code = exit_code_for(err.ename)
-    html = render_html(executed) if executed.exists() else None
+    html = render_html(executed, code) if executed.exists() else None
     return code, executed, html
 
 

@@ -12,10 +12,11 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from lib.settings import Settings, get_settings
 
@@ -253,6 +254,57 @@ def _session_defaults(session: Any) -> Any:
     return session
 
 
+# What the JVM prints that nobody can act on. Spark's launcher always adds
+# `--add-modules=jdk.incubator.vector` (org.apache.spark.launcher.JavaModuleOptions), and the
+# JDK then prints this line before any Java code runs: no JVM flag turns it off, and Spark
+# offers no setting to drop the module. The line is dropped from the JVM's stderr; every
+# other line (log4j errors, a JVM crash, spark-submit's own messages) passes through.
+JVM_NOISE: tuple[bytes, ...] = (b"WARNING: Using incubator modules: jdk.incubator.vector",)
+
+
+def forward_jvm_stderr(stream: IO[bytes], fd: int = 2) -> None:
+    """Copy the JVM's stderr to ``fd`` line by line, without the :data:`JVM_NOISE` lines.
+
+    Writing to the file descriptor (not ``sys.stderr``) keeps what a Jupyter kernel does
+    with the JVM's output: it shows under the running cell, as before.
+    """
+    for line in iter(stream.readline, b""):
+        if line.rstrip(b"\r\n") in JVM_NOISE:
+            continue
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+    stream.close()
+
+
+def _launch_quiet_gateway(options: Mapping[str, Any]) -> None:
+    """Start the local driver JVM the way pyspark does, with its stderr filtered.
+
+    pyspark starts the JVM (spark-submit) in ``SparkSession.builder.getOrCreate()`` with the
+    same ``--conf`` options; doing it here first, with the JVM's stderr on a pipe that
+    :func:`forward_jvm_stderr` drains, lets pyspark reuse that gateway. Nothing to do when
+    a gateway exists (a second session, spark-submit's own JVM).
+    """
+    from pyspark import SparkConf
+    from pyspark.core.context import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return
+    conf = SparkConf()
+    for key, value in options.items():
+        conf.set(key, str(value))
+    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
+    if gateway.proc is not None and gateway.proc.stderr is not None:
+        threading.Thread(
+            target=forward_jvm_stderr,
+            args=(gateway.proc.stderr,),
+            name="spark-jvm-stderr",
+            daemon=True,
+        ).start()
+    SparkContext._ensure_initialized(gateway=gateway)
+
+
 def build_spark(
     app_name: str = "spark-ml-pipeline",
     master: str | None = None,
@@ -302,6 +354,9 @@ def build_spark(
         builder = builder.master(master)
     for key, value in conf.items():
         builder = builder.config(key, value)
+    _launch_quiet_gateway(
+        {"spark.app.name": app_name, **({"spark.master": master} if master else {}), **conf}
+    )
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark

@@ -123,7 +123,11 @@ def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
     print(f"Notebook:   {executed.absolute()}")
     if html:
         print(f"Report:     {html.absolute()}")
-    print("Next: `make lab` and open notebooks/01_generate_data.ipynb")
+    print(
+        "Next: `make lab`: it starts the config API and Spark Connect in the background "
+        "(`make up`; the demo's API has stopped), then JupyterLab; open "
+        "notebooks/01_generate_data.ipynb. `make down` stops the services."
+    )
 
 
 if __name__ == "__main__":

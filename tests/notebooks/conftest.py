@@ -6,20 +6,37 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from nbclient.exceptions import CellExecutionError
 from testbook import testbook
 from testbook.client import TestbookNotebookClient
 
 from tests.conftest import NOTEBOOKS
 
+# Lines a learner cannot act on; none may reach a notebook's outputs or a job's terminal.
+NOISE = (
+    "Using incubator modules",
+    "Setting default log level",
+    "To adjust logging level use sc.setLogLevel",
+    "For SparkR, use setLogLevel",
+    "Kernel is running over TCP without encryption",
+    "TqdmWarning",
+    "IProgress not found",
+)
+
 
 @contextmanager
 def executed_notebook(
-    name: str, parameters: dict[str, Any] | None = None, timeout: int = 600
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    timeout: int = 600,
+    *,
+    fails: bool = False,
 ) -> Iterator[TestbookNotebookClient]:
     """Execute ``notebooks/<name>`` in a real kernel with ``parameters`` injected.
 
     The kernel starts in notebooks/ (as in JupyterLab) and inherits this process's
     environment, so tests steer DATA_DIR, MODEL_DIR, ... with monkeypatch.setenv.
+    With ``fails=True`` a cell must fail; the notebook is yielded as executed up to it.
     """
     overrides = "\n".join(f"{key} = {value!r}" for key, value in (parameters or {}).items())
     with testbook(
@@ -30,5 +47,37 @@ def executed_notebook(
     ) as tb:
         if overrides:
             tb.inject(overrides, after="parameters", run=False)
-        tb.execute()
+        try:
+            tb.execute()
+        except CellExecutionError:
+            if not fails:
+                raise
+        else:
+            assert not fails, f"{name} ran to the end; a cell was expected to fail"
         yield tb
+
+
+def outputs(tb: TestbookNotebookClient, output_type: str | None = None) -> list[dict[str, Any]]:
+    """Every output of every code cell (of one type, if given)."""
+    return [
+        output
+        for cell in tb.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if output_type is None or output.output_type == output_type
+    ]
+
+
+def output_text(tb: TestbookNotebookClient) -> str:
+    """All that the notebook shows as text: streams, plain/HTML results, tracebacks."""
+    parts: list[str] = []
+    for output in outputs(tb):
+        parts.append(output.get("text", ""))
+        parts.extend(str(v) for k, v in output.get("data", {}).items() if k.startswith("text/"))
+        parts.extend(output.get("traceback", []))
+    return "\n".join(parts)
+
+
+def assert_no_noise(text: str) -> None:
+    found = [line for line in text.splitlines() if any(noise in line for noise in NOISE)]
+    assert not found, found

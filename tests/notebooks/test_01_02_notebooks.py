@@ -5,7 +5,7 @@ import pytest
 
 from lib import registry, schema
 from lib.settings import Settings
-from tests.notebooks.conftest import executed_notebook
+from tests.notebooks.conftest import assert_no_noise, executed_notebook, output_text
 
 pytestmark = pytest.mark.notebooks
 
@@ -18,6 +18,7 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
         assert tb.value("n_written_training") == 4_000
         assert 0.1 < tb.value("positive_rate") < 0.5
         assert tb.value("str(users_path)") == str(isolated_settings.users_path)
+        assert_no_noise(output_text(tb))  # tqdm.auto with ipywidgets: no TqdmWarning
     users = pd.read_parquet(isolated_settings.users_path)
     assert len(users) == 250
     assert list(users.columns) == schema.USER_SCHEMA.names
@@ -27,6 +28,14 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
         assert 0.7 < tb.value("roc_auc") <= 1.0
         assert tb.value("max_diff") == {".cbm": 0.0, ".pkl": 0.0}
         assert tb.value("result.features") == list(schema.FEATURES)
+        # Gains and lift on the holdout (lib.gains, as in the run report) and calibration.
+        assert tb.value("holdout_gains['decile'].tolist()") == list(range(1, 11))
+        assert tb.value("int(holdout_gains['users'].sum())") == tb.value("result.test_rows")
+        assert tb.value("float(holdout_gains['cum_actual_gain'].iloc[-1])") == 1.0
+        assert tb.value("top_decile_lift") > 1.5
+        assert 0.0 <= tb.value("calibration_gap") < 0.25
+        assert tb.value("len(prob_true)") >= 5
+        assert "Contact the top 3 deciles" in output_text(tb)
     entries = registry.read_registry(isolated_settings.model_dir)
     assert set(entries) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
     assert not (isolated_settings.model_dir.parent / "notebooks" / "catboost_info").exists()
@@ -35,10 +44,8 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
 def test_training_notebook_without_data_tells_to_run_notebook_01(
     isolated_settings: Settings,
 ) -> None:
-    from nbclient.exceptions import CellExecutionError
-
-    with (
-        pytest.raises(CellExecutionError, match=r"run 01_generate_data\.ipynb first"),
-        executed_notebook("02_train_catboost.ipynb"),
-    ):
-        pass
+    with executed_notebook("02_train_catboost.ipynb", fails=True) as tb:
+        (error,) = [o for c in tb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert error.ename == "InvalidInputError"
+    (line,) = error.traceback  # one line, not a traceback through lib
+    assert "run 01_generate_data.ipynb first" in line

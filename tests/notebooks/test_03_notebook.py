@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import httpx
 import pytest
 
+from lib.api_server import free_port
 from lib.settings import Settings
-from tests.notebooks.conftest import executed_notebook
+from tests.notebooks.conftest import executed_notebook, outputs
 from tests.servers import uvicorn_server
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.e2e]
@@ -24,6 +26,11 @@ def test_config_api_notebook_against_a_real_server(
             assert all(status == 422 for status, _ in refusals.values())
             assert "function calls" in refusals["reflect('java.lang.Runtime', 'getRuntime')"][1]
             assert "subqueries" in " ".join(why for _, why in refusals.values())
+            # The reasons in full: pandas cuts cells at 50 characters unless told otherwise.
+            shown = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs(tb))
+            assert all(len(why) > 50 for _, why in refusals.values())
+            for _, why in refusals.values():
+                assert html.escape(why, quote=False) in shown
             status, why = tb.value("feature_error")
             assert status == 422 and "favourite_colour" in why
             black_friday_id = tb.value("black_friday_id")
@@ -34,3 +41,15 @@ def test_config_api_notebook_against_a_real_server(
         # A second run reuses the seed campaign instead of failing on its name.
         with executed_notebook("03_config_api.ipynb", {"config_api_url": url}) as tb:
             assert tb.value("black_friday_id") == black_friday_id
+
+
+def test_config_api_notebook_without_the_api_says_how_to_start_it(
+    isolated_settings: Settings,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with executed_notebook("03_config_api.ipynb", {"config_api_url": url}, fails=True) as tb:
+        (error,) = outputs(tb, "error")
+    assert error.ename == "ApiUnavailableError"
+    (line,) = error.traceback  # one red line, not a 15-line traceback
+    assert f"config API unreachable at {url}" in line
+    assert "`make api`" in line and "`make up`" in line

@@ -1,0 +1,80 @@
+"""lib.gains: deciles, expected conversions, cumulative gains and lift (pure pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import gains
+
+
+def test_deciles_by_rank_put_the_best_tenth_in_decile_1() -> None:
+    scores = np.linspace(0.0, 1.0, 1_000)
+    deciles = gains.assign_deciles(scores)
+    assert deciles.value_counts().to_dict() == dict.fromkeys(range(1, 11), 100)
+    assert deciles.iloc[-1] == 1 and deciles.iloc[0] == 10  # highest score: decile 1
+    assert gains.assign_deciles([]).empty
+
+
+def test_gains_table_expected_conversions_and_lift() -> None:
+    aggregates = pd.DataFrame(
+        {"decile": [2, 1], "users": [100, 100], "expected": [20.0, 60.0]}  # unsorted on purpose
+    )
+    table = gains.gains_table(aggregates)
+    assert table["decile"].tolist() == [1, 2]
+    assert table["expected"].sum() == pytest.approx(80.0)
+    assert table["cum_gain"].tolist() == pytest.approx([0.75, 1.0])
+    assert table["cum_users_share"].tolist() == pytest.approx([0.5, 1.0])
+    assert table["lift"].tolist() == pytest.approx([1.5, 0.5])  # mean 0.6 and 0.2 vs 0.4
+    assert table["cum_lift"].tolist() == pytest.approx([1.5, 1.0])
+    assert gains.contact_advice(table, top=1) == (
+        "Contact the top decile: 100 users (50.0% of the audience), "
+        "75.0% of expected conversions (60.0 of 80.0)."
+    )
+
+
+def test_with_labels_the_actual_gains_follow_the_converters() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.random(2_000)
+    labels = (rng.random(2_000) < scores).astype(int)  # calibrated by construction
+    table = gains.gains_table(gains.decile_aggregates(scores, labels=labels))
+    assert table["users"].sum() == 2_000
+    assert table["converted"].sum() == labels.sum()
+    assert table["cum_actual_gain"].iloc[-1] == pytest.approx(1.0)
+    assert table["actual_lift"].iloc[0] > 1.5 > 0.5 > table["actual_lift"].iloc[-1]
+    # Honest probabilities: expected and actual gains agree closely.
+    assert np.abs(table["cum_gain"] - table["cum_actual_gain"]).max() < 0.05
+    assert list(gains.display_table(table).columns)[-1] == "cumulative gain (actual)"
+
+
+def test_the_jobs_own_deciles_are_kept() -> None:
+    table = gains.gains_table(gains.decile_aggregates([0.9, 0.8, 0.1], deciles=[1, 1, 2]))
+    assert table["users"].tolist() == [2, 1]
+    assert table["min_score"].tolist() == pytest.approx([0.8, 0.1])
+
+
+def test_an_empty_audience_gives_an_empty_table_and_says_so() -> None:
+    table = gains.gains_table(pd.DataFrame(columns=["decile", "users", "expected"]))
+    assert table.empty and "cum_gain" in table.columns
+    assert "nobody to contact" in gains.contact_advice(table)
+
+
+def test_display_table_formats_numbers_for_people() -> None:
+    aggregates = pd.DataFrame(
+        {
+            "decile": [1, 2],
+            "users": [12_345, 12_345],
+            "expected": [4_321.25, 1_000.0],
+            "min_score": [0.31234, 0.1],
+            "max_score": [0.91234, 0.3],
+        }
+    )
+    shown = gains.display_table(gains.gains_table(aggregates))
+    first = shown.loc["1"]
+    assert first["users"] == "12,345"
+    assert first["expected conversions"] == "4,321.2"
+    assert first["score range"] == "0.312 – 0.912"
+    assert first["share of audience"] == "50.0%"
+    assert first["cumulative gain"] == "81.2%"
+    assert first["mean score"] == "0.350"

@@ -1,0 +1,47 @@
+"""The JVM's stderr: the JDK's incubator line is dropped, everything else passes through."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from lib.spark import LOG4J2_CONFIG, forward_jvm_stderr
+
+
+def test_only_the_incubator_line_is_dropped(tmp_path: Path) -> None:
+    jvm_stderr = io.BytesIO(
+        b"WARNING: Using incubator modules: jdk.incubator.vector\n"
+        b"10:00:01 ERROR SparkContext: Error initializing SparkContext.\n"
+        b"WARNING: Using incubator modules: jdk.incubator.vector, jdk.incubator.other\n"
+        b'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space\r\n'
+        b"no newline at the end"
+    )
+    target = tmp_path / "stderr"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        forward_jvm_stderr(jvm_stderr, fd)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == (
+        b"10:00:01 ERROR SparkContext: Error initializing SparkContext.\n"
+        b"WARNING: Using incubator modules: jdk.incubator.vector, jdk.incubator.other\n"
+        b'Exception in thread "main" java.lang.OutOfMemoryError: Java heap space\r\n'
+        b"no newline at the end"
+    )
+
+
+def test_log4j_config_quiets_the_log_level_banner_without_hiding_errors() -> None:
+    """pyspark's driver sets up logging like a shell: without a level of its own for
+    PythonGatewayServer, Spark prints "Setting default log level to "WARN"" on each start."""
+    settings = dict(
+        line.split(" = ", 1)
+        for line in LOG4J2_CONFIG.read_text().splitlines()
+        if " = " in line and not line.startswith("#")
+    )
+    pyspark_logger = next(
+        key.rsplit(".", 1)[0]
+        for key, value in settings.items()
+        if value == "org.apache.spark.api.python.PythonGatewayServer"
+    )
+    assert settings[f"{pyspark_logger}.level"] == settings["rootLogger.level"] == "error"
