@@ -18,6 +18,7 @@ import argparse
 import base64
 import html
 import io
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -366,6 +367,9 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # As in lib.runner: nbformat's jsonschema would build an IRI grammar for seconds, to
+    # check a string format no notebook uses.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     parser = argparse.ArgumentParser(
         prog="python -m lib.report", description=__doc__.splitlines()[0]
     )

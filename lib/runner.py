@@ -12,6 +12,7 @@ failed). Exit code: the job's own (see the README).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -49,8 +50,14 @@ def _kernel_config() -> Any:
     """The kernel talks to papermill over IPC sockets (files in Jupyter's private runtime
     folder), not loopback TCP: nothing else on the machine can connect to it, and ipykernel
     has no "Kernel is running over TCP without encryption" warning to print."""
+    from jupyter_core.paths import jupyter_runtime_dir
     from traitlets.config import Config
 
+    # The sockets are <runtime dir>/kernel-<uuid>-ipc-<n>; a Unix socket path has at most
+    # 107 bytes. With an unusually long runtime folder, loopback TCP it is (and its warning).
+    longest_socket = len(os.fsencode(jupyter_runtime_dir())) + len("/kernel-") + 36 + 10
+    if longest_socket > 107:
+        return Config()
     return Config({"KernelManager": {"transport": "ipc"}})
 
 
@@ -107,8 +114,6 @@ def _use_local_spark_connect() -> None:
 
     An explicit SPARK_REMOTE (a remote server) or SPARK_MASTER (a cluster) is left alone.
     """
-    import os
-
     from lib.connect_server import local_server
 
     if os.environ.get("SPARK_REMOTE") or os.environ.get("SPARK_MASTER"):

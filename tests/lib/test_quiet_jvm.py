@@ -45,3 +45,10 @@ def test_log4j_config_quiets_the_log_level_banner_without_hiding_errors() -> Non
         if value == "org.apache.spark.api.python.PythonGatewayServer"
     )
     assert settings[f"{pyspark_logger}.level"] == settings["rootLogger.level"] == "error"
+
+
+def test_papermill_kernels_talk_over_ipc_not_tcp() -> None:
+    """ipykernel warns "Kernel is running over TCP without encryption" on TCP only."""
+    from lib.runner import _kernel_config
+
+    assert _kernel_config().KernelManager.transport == "ipc"

@@ -7,7 +7,7 @@ import pytest
 
 from lib.data import write_users
 from lib.settings import Settings
-from tests.notebooks.conftest import executed_notebook
+from tests.notebooks.conftest import assert_no_noise, executed_notebook, output_text, outputs
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.spark]
 
@@ -44,3 +44,6 @@ def test_ibis_notebook_runs_the_same_audience_on_duckdb_and_pyspark(
             "lapsed buyers": int(lapsed.sum()),
         }
         assert "WHERE" in tb.value('ibis.to_sql(audience_duck, dialect="duckdb")')
+        # The classic session's JVM start leaves no red lines under the cell.
+        assert_no_noise(output_text(tb))
+        assert not [o for o in outputs(tb, "stream") if o.name == "stderr"]
