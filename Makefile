@@ -57,8 +57,9 @@ test-fast: setup ## unit tests only: no Spark, servers, notebooks or PostgreSQL 
 
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 2000
-fuzz: setup check-java ## differential fuzzing of audience filters (FUZZ_EXAMPLES=2000)
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest tests/lib/test_audience_fuzz.py $(PYTEST_ARGS)
+fuzz: setup check-java ## larger fuzzing budgets: audience filters (FUZZ_EXAMPLES=2000) and the API
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) API_FUZZ_EXAMPLES=200 API_FUZZ_SCENARIOS=300 \
+		$(PY) -m pytest tests/lib/test_audience_fuzz.py tests/api/test_fuzz.py $(PYTEST_ARGS)
 
 migrate: setup ## apply database migrations (DATABASE_URL, default SQLite under data/)
 	$(PY) -m api.migrate

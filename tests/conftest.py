@@ -4,6 +4,7 @@ SparkSession, PostgreSQL databases. Helpers that are not fixtures live in tests/
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from lib.data import write_users
 from lib.settings import PROJECT_ROOT, Settings, get_settings
-from tests.helpers import configure_env, create_postgres_database, temporary_postgres_database
+from tests.helpers import (
+    configure_env,
+    create_postgres_database,
+    project_env,
+    temporary_postgres_database,
+)
+from tests.project import Project
+from tests.servers import uvicorn_server
 
 __all__ = ["NOTEBOOKS", "configure_env", "create_postgres_database"]  # imported by test files
 
@@ -176,3 +185,21 @@ def connect_session(spark_connect):
     session = ConnectSession.builder.remote(url).create()  # never a cached other session
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -> Iterator[Project]:
+    """1,000 users, the trained model and a SQLite config DB behind one uvicorn per session."""
+    root = tmp_path_factory.mktemp("project")
+    write_users(root / "data" / "sample_users.parquet", 1_000, seed=42)
+    shutil.copytree(trained_model_dir, root / "models")
+    (root / "output").mkdir()
+    with uvicorn_server(project_env(root), root / "api.log") as url:
+        yield Project(root, url)
+
+
+@pytest.fixture(scope="session")
+def connect_env(spark_connect) -> dict[str, str]:
+    """pyspark's variables that point a subprocess (a kernel, the CLI) at the suite's Spark
+    Connect server: the papermill and runner tests then use a warm JVM instead of a new one."""
+    return spark_connect.client_env()

@@ -11,6 +11,7 @@ about 20 s per database here.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -43,8 +44,10 @@ CHECKS = [
     response_schema_conformance,  # bodies match their declared schemas
     negative_data_rejection,  # input the schema forbids is refused
 ]
-EXAMPLES_PER_OPERATION = 50  # x 12 operations, plus schemathesis' coverage cases
-SCENARIOS = 100  # stateful runs of up to STEPS linked calls each
+# make test's fixed budget; `make fuzz` raises both (API_FUZZ_EXAMPLES, API_FUZZ_SCENARIOS).
+EXAMPLES_PER_OPERATION = int(os.environ.get("API_FUZZ_EXAMPLES") or 30)  # x 12 operations,
+# plus schemathesis' coverage cases
+SCENARIOS = int(os.environ.get("API_FUZZ_SCENARIOS") or 40)  # stateful runs of <= STEPS calls
 STEPS = 12
 
 # Requests sent per database, for the report at the end of the module.

@@ -31,10 +31,10 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 
 from lib.api_server import free_port, wait_until_ready
 from lib.settings import PROJECT_ROOT, get_settings
-from tests.e2e.conftest import Project, project
 from tests.helpers import project_env
+from tests.project import Project
 
-__all__ = ["CHROMIUM", "JupyterLab", "Project", "RequestLog", "project"]
+__all__ = ["CHROMIUM", "JupyterLab", "Project", "RequestLog"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -10,8 +10,8 @@ import pytest
 
 from lib.api_client import ApiError, Campaign, ConfigApiClient, Run
 from lib.errors import ApiUnavailableError, CampaignNotFoundError
-from tests.e2e.conftest import Project
 from tests.helpers import seed_body
+from tests.project import Project
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from lib.settings import PROJECT_ROOT
-from tests.e2e.conftest import Project
 from tests.helpers import project_env, run_cmd
 from tests.notebooks.conftest import executed_notebook
+from tests.project import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.notebooks]
 
@@ -93,19 +93,6 @@ def test_testbook_reads_the_jobs_results_from_the_kernel(
         assert summary["output_path"] == str(project.output(campaign_id))
         assert set(tb.value("list(result.timings)")) >= {"read", "filter + score", "write"}
         assert tb.value("len(top_users)") == 10
-
-
-def test_make_score_saves_the_notebook_and_an_html_report(project: Project) -> None:
-    """Classic Spark: nothing runs in the background, so the kernel starts its own JVM."""
-    campaign_id = project.create_campaign("make score", "age < 30")
-    out = run_cmd(
-        [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)], project.env
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
-    runs = project.root / "output" / "runs"
-    reports = sorted(runs.glob(f"campaign_{campaign_id}_*.html"))
-    assert len(reports) == 1 and "Score histogram" in reports[0].read_text()
 
 
 def test_score_entry_point_exits_0_every_time_it_runs(

@@ -29,8 +29,8 @@ from lib.inputs import check_local_input
 from lib.registry import load_model
 from lib.settings import PROJECT_ROOT
 from lib.sinks import BigQuerySink, ObjectStoreSink, sink_for
-from tests.e2e.conftest import Project
-from tests.helpers import python_module, run_cmd
+from tests.helpers import python_module
+from tests.project import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 
@@ -312,9 +312,12 @@ def test_cli_input_lacking_columns(project: Project, tmp_path: Path) -> None:
     assert last_run(project, campaign_id).status == "failed"
 
 
-def test_cli_success_prints_the_seed_progress_lines(project: Project) -> None:
+def test_cli_success_prints_the_seed_progress_lines(
+    project: Project, connect_env: dict[str, str]
+) -> None:
+    """Over the suite's Spark Connect server (a warm JVM); the cluster test runs it classic."""
     campaign_id = project.create_campaign("cli ok", "country='US' AND age > 25")
-    out = cli(project, "--campaign-id", str(campaign_id))
+    out = cli(project, "--campaign-id", str(campaign_id), env=connect_env)
     assert out.returncode == 0, out.stderr
     users = pd.read_parquet(project.users)
     n = int(((users.country == "US") & (users.age > 25)).sum())
@@ -333,33 +336,6 @@ def test_cli_success_prints_the_seed_progress_lines(project: Project) -> None:
     ]:
         assert line in out.stdout.splitlines(), line
     assert len(pd.read_parquet(project.output(campaign_id))) == n
-
-
-def test_spark_submit_runs_the_job_file(project: Project) -> None:
-    import pyspark
-
-    campaign_id = project.create_campaign("spark-submit", "age > 45")
-    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
-    out = run_cmd(
-        [
-            spark_submit,
-            "--master",
-            "local[1]",
-            "--driver-memory",
-            "1g",
-            PROJECT_ROOT / "lib" / "predict.py",
-            "--campaign-id",
-            str(campaign_id),
-            "--config-api-url",
-            project.url,
-        ],
-        project.env,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
-    users = pd.read_parquet(project.users)
-    assert len(pd.read_parquet(project.output(campaign_id))) == int((users.age > 45).sum())
 
 
 def test_bigquery_output_without_the_connector_fails_before_any_work(

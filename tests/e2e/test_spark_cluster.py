@@ -1,4 +1,5 @@
-"""The same job on a real Spark standalone cluster (master + worker on loopback)."""
+"""The same job on a real Spark standalone cluster (master + worker on loopback), submitted
+with spark-submit: the classic transport end to end."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import pandas as pd
 import pytest
 
 from lib import predict, schema
-from tests.e2e.conftest import Project
-from tests.helpers import python_module
+from lib.settings import PROJECT_ROOT
+from tests.helpers import run_cmd
+from tests.project import Project
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark]
@@ -120,15 +122,23 @@ def test_job_on_the_cluster_equals_the_local_run(
 ) -> None:
     campaign_id = project.create_campaign("cluster", "country IN ('US', 'GB') AND age >= 30")
     cluster_out = tmp_path / "cluster.parquet"
-    out = python_module(
-        "lib.predict",
-        "--campaign-id",
-        str(campaign_id),
-        "--master",
-        standalone_cluster,
-        "--output",
-        str(cluster_out),
-        env={**project.env, "SPARK_LOCAL_IP": "127.0.0.1"},
+    # As on a real cluster: spark-submit with the job file (the README's command); the
+    # master comes from spark-submit, which lib.spark must keep.
+    out = run_cmd(
+        [
+            _spark_class().with_name("spark-submit"),
+            "--master",
+            standalone_cluster,
+            "--driver-memory",
+            "1g",
+            PROJECT_ROOT / "lib" / "predict.py",
+            "--campaign-id",
+            str(campaign_id),
+            "--output",
+            str(cluster_out),
+        ],
+        {**project.env, "SPARK_LOCAL_IP": "127.0.0.1"},
+        timeout=300,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout

@@ -20,8 +20,8 @@ from lib import predict, schema
 from lib.connect_server import ConnectServer, ConnectServerError, connect_url
 from lib.errors import InvalidInputError
 from lib.settings import PROJECT_ROOT, Settings
-from tests.e2e.conftest import Project
 from tests.helpers import python_module
+from tests.project import Project
 
 
 def client(port: int, token: str | None):

@@ -1,26 +1,21 @@
-"""A project folder (users, model, SQLite config DB) served by a real uvicorn, for job tests.
-
-One server for the whole session (the job, notebook, cluster and client tests share it):
-tests create campaigns under names of their own and never depend on what else is stored.
+"""The project folder the end-to-end and browser tests share: users, the trained model and
+a SQLite config DB, served by one real uvicorn for the whole session (the ``project``
+fixture in tests/conftest.py). Tests create campaigns under names of their own and never
+depend on what else is stored.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from api.models import CampaignRow
 from lib import schema
 from lib.api_client import ConfigApiClient
-from lib.data import write_users
 from tests.helpers import project_env
-from tests.servers import uvicorn_server
 
 
 @dataclass
@@ -74,21 +69,3 @@ class Project:
             campaign_id = campaign.id
         engine.dispose()
         return campaign_id
-
-
-@pytest.fixture(scope="session")
-def project(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -> Iterator[Project]:
-    """1,000 users, the trained model and a SQLite config DB behind one uvicorn per session."""
-    root = tmp_path_factory.mktemp("project")
-    write_users(root / "data" / "sample_users.parquet", 1_000, seed=42)
-    shutil.copytree(trained_model_dir, root / "models")
-    (root / "output").mkdir()
-    with uvicorn_server(project_env(root), root / "api.log") as url:
-        yield Project(root, url)
-
-
-@pytest.fixture(scope="session")
-def connect_env(spark_connect) -> dict[str, str]:
-    """pyspark's variables that point a subprocess (a kernel, the CLI) at the suite's Spark
-    Connect server: the papermill and runner tests then use a warm JVM instead of a new one."""
-    return spark_connect.client_env()
