@@ -37,8 +37,18 @@ def test_api_waits_for_a_healthy_database_and_migrates_before_serving() -> None:
 
 def test_compose_sets_only_variables_the_settings_read() -> None:
     services = _compose()["services"]
+    jupyter_own = {"JUPYTER_CONFIG_PATH"}  # JupyterLab's, not the project's
     for name in ("api", "jupyter"):
-        assert set(services[name]["environment"]) <= SETTINGS_VARS, name
+        assert set(services[name]["environment"]) - jupyter_own <= SETTINGS_VARS, name
+
+
+def test_compose_jupyter_uses_make_labs_settings() -> None:
+    """The same jupyter-config/ as `make lab`: repository root, notebooks first, no news."""
+    jupyter = _compose()["services"]["jupyter"]
+    assert jupyter["environment"]["JUPYTER_CONFIG_PATH"] == "/app/jupyter-config"
+    assert "--ServerApp.root_dir=/app" in jupyter["command"]
+    dockerfile = (PROJECT_ROOT / "k8s" / "Dockerfile").read_text()
+    assert re.search(r"^COPY jupyter-config/ jupyter-config/$", dockerfile, re.M)
 
 
 def test_no_container_receives_the_whole_env_file() -> None:

@@ -1,4 +1,4 @@
-"""Real-browser tests: Debian's Chromium driven by Playwright, one browser for the session.
+"""Real-browser tests: Debian's Chromium driven by Playwright, one browser per module.
 
 The browser is the system's ``/usr/bin/chromium`` (``apt-get install chromium``); Playwright's
 own browser download (``playwright install``) is never used. Without it these tests are
@@ -88,9 +88,14 @@ def chromium_installed() -> None:
         pytest.skip(f"browser tests skipped: {message}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """The session's one headless Chromium (the system's, never a downloaded one)."""
+    """A headless Chromium per test module (the system's, never a downloaded one).
+
+    Per module, not per session: Playwright's sync API keeps an asyncio event loop running
+    in the main thread while it is started, and later tests that call ``asyncio.run`` (the
+    API race tests) would then fail with "cannot be called from a running event loop".
+    """
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium

@@ -50,7 +50,7 @@ from lib.errors import AudienceFilterError
 
 pytestmark = pytest.mark.spark
 
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 80)  # make test: about 12 s here
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 60)  # make test; make fuzz: 2,000
 FILTERS_PER_EXAMPLE = 12
 ROW_GROUP_ROWS = 4
 

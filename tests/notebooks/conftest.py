@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import nbformat
 from nbclient.exceptions import CellExecutionError
 from testbook import testbook
 from testbook.client import TestbookNotebookClient
@@ -81,3 +83,14 @@ def output_text(tb: TestbookNotebookClient) -> str:
 def assert_no_noise(text: str) -> None:
     found = [line for line in text.splitlines() if any(noise in line for noise in NOISE)]
     assert not found, found
+
+
+def assert_quiet_notebook(executed: Path) -> None:
+    """No noise and no stderr output anywhere in an executed notebook."""
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    shown = "\n".join(
+        o.get("text", "") + "".join(map(str, o.get("data", {}).values())) for o in outputs
+    )
+    assert_no_noise(shown)
+    assert not [o for o in outputs if o.get("name") == "stderr"]

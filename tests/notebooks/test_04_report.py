@@ -1,66 +1,52 @@
 """Notebook 04 as `make score` runs it: a quiet terminal, honest timings, a marketer's report.
 
-Classic Spark on purpose (no Spark Connect server): the kernel starts its own JVM, which is
-where the JVM's and Spark's start-up lines used to come from.
+Over the suite's Spark Connect server, as a learner runs it with `make up`. The classic run
+(the kernel's own JVM, where the JVM's and Spark's start-up lines came from) is checked the
+same way by the demo's test.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 
 from lib import report, schema
-from lib.api_client import ConfigApiClient
 from lib.api_server import free_port
-from lib.contract import seed_campaign
-from lib.data import write_users
 from tests.helpers import project_env, python_module
-from tests.notebooks.conftest import assert_no_noise
-from tests.servers import uvicorn_server
+from tests.notebooks.conftest import assert_no_noise, assert_quiet_notebook
+from tests.project import Project
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.e2e, pytest.mark.spark]
 
 
-def test_make_score_is_quiet_and_writes_a_report(trained_model_dir: Path, tmp_path: Path) -> None:
-    root = tmp_path / "project"
-    shutil.copytree(trained_model_dir, root / "models")
-    write_users(root / "data" / "sample_users.parquet", 600, seed=5)
-    env = project_env(root)
-    with uvicorn_server(env, tmp_path / "api.log") as url:
-        with ConfigApiClient(url) as api:
-            campaign = api.create_campaign(**seed_campaign())
-        out = python_module(
-            "lib.runner", "--campaign-id", str(campaign.id), env={**env, "CONFIG_API_URL": url}
-        )
+def test_make_score_is_quiet_and_writes_a_report(
+    project: Project, connect_env: dict[str, str]
+) -> None:
+    """`make score` with the services up (Spark Connect): a quiet terminal, honest timings and
+    a marketer's report. The classic run (its own JVM) is checked the same way by the demo's
+    test (tests/e2e/test_notebook_job.py), which runs the same runner without a server."""
+    campaign_id = project.create_campaign("quiet report", "country IN ('US', 'GB') AND age > 25")
+    out = python_module(
+        "lib.runner", "--campaign-id", str(campaign_id), env={**project.env, **connect_env}
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     # Nothing a learner cannot act on, in the terminal or in the executed notebook.
     assert_no_noise(out.stdout + out.stderr)
     assert out.stderr.strip() == "", out.stderr
-    (executed,) = (root / "output" / "runs").glob(f"campaign_{campaign.id}_*.ipynb")
-    nb = nbformat.read(executed, as_version=4)
-    shown = "\n".join(
-        output.get("text", "") + "".join(map(str, output.get("data", {}).values()))
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-    )
-    assert_no_noise(shown)
-    assert not [o for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"]
+    (executed,) = (project.root / "output" / "runs").glob(f"campaign_{campaign_id}_*.ipynb")
+    assert_quiet_notebook(executed)
 
     # Honest timings: every stage the notebook waited for, the session start first.
     run = report.read_run(executed)
     assert run.payload is not None
     timings = dict(run.payload["timings"])
-    assert list(timings)[:2] == ["import libraries", "start Spark (local JVM)"]
-    assert timings["start Spark (local JVM)"] > 1  # a JVM start, not the 0.000 it once showed
+    assert list(timings)[:2] == ["import libraries", "connect to Spark Connect"]
     job_stages = {"fetch campaign", "read", "filter + score", "write"}
     assert job_stages | {"job: checks and run record", "summaries (Spark)"} <= set(timings)
-    assert run.payload["spark_mode"].startswith("classic")
+    assert run.payload["spark_mode"].startswith("Spark Connect")
 
     # The report: what a marketer needs, offline, no code.
     html_path = executed.with_suffix(".html")
@@ -68,11 +54,9 @@ def test_make_score_is_quiet_and_writes_a_report(trained_model_dir: Path, tmp_pa
     page = html_path.read_text(encoding="utf-8")
     assert "<script" not in page and 'src="http' not in page
     assert re.search(r'<img id="gains-chart" [^>]*src="data:image/png;base64,', page)
-    sha256 = pd.read_parquet(root / "output" / f"predictions_campaign_{campaign.id}.parquet")[
-        "model_sha256"
-    ].iloc[0]
+    output = project.output(campaign_id)
+    sha256 = pd.read_parquet(output)["model_sha256"].iloc[0]
     assert len(sha256) == 64 and f'<code id="sha256">{sha256}</code>' in page
-    output = root / "output" / f"predictions_campaign_{campaign.id}.parquet"
     assert f'<code id="output-path">{output}</code>' in page
     scores = pd.read_parquet(output)[schema.SCORE]
     assert f"Expected conversions</th><td>{scores.sum():,.1f}" in page
