@@ -1,0 +1,31 @@
+"""What the job says when the config API cannot be reached: a local API gets the command
+that starts it; a remote one (a DNS typo, a service that is down, a TLS failure) gets the
+underlying error instead of advice that cannot help."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from lib.api_client import ConfigApiClient
+from lib.errors import ApiUnavailableError
+
+
+def refusing(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000"])
+def test_a_local_api_that_is_not_running_says_how_to_start_it(url: str) -> None:
+    api = ConfigApiClient(url, transport=httpx.MockTransport(refusing), retries=0)
+    with api, pytest.raises(ApiUnavailableError, match="start it with `make api`"):
+        api.get_campaign(1)
+
+
+def test_a_remote_api_that_cannot_be_reached_shows_the_underlying_error() -> None:
+    url = "http://campaign-api.invalid:8000"
+    api = ConfigApiClient(url, transport=httpx.MockTransport(refusing), retries=0)
+    with api, pytest.raises(ApiUnavailableError) as caught:
+        api.get_campaign(1)
+    assert "make api" not in str(caught.value)
+    assert "Name or service not known" in str(caught.value)
