@@ -59,12 +59,12 @@ def add_docs(app: FastAPI) -> None:
     app.mount(STATIC_URL, StaticFiles(packages=[ASSETS_PACKAGE]), name="docs-static")
 
     def urls(request: Request) -> tuple[str, str]:
-        root = request.scope.get("root_path", "")  # behind a proxy that strips a prefix
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a prefix-stripping proxy
         return f"{root}{app.openapi_url}", f"{root}{STATIC_URL}"
 
     @app.get("/", include_in_schema=False)
     def root(request: Request) -> RedirectResponse:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}{DOCS_URL}")
+        return RedirectResponse(f"{request.scope.get('root_path', '').rstrip('/')}{DOCS_URL}")
 
     @app.get(DOCS_URL, include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:

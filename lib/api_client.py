@@ -106,6 +106,20 @@ def not_running_message(base_url: str) -> str:
     )
 
 
+def _on_this_machine(base_url: str) -> bool:
+    """A loopback address: an API `make api` / `make up` would start (not a DNS typo, a
+    remote service that is down, or a TLS failure, which httpx also calls ConnectError)."""
+    import ipaddress
+
+    host = httpx.URL(base_url).host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class ConfigApiClient:
     """``with ConfigApiClient("http://127.0.0.1:8000") as api: api.get_campaign(1)``."""
 
@@ -151,8 +165,12 @@ class ConfigApiClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise ApiUnavailableError(not_running_message(self.base_url)) from None
+        except httpx.ConnectError as err:
+            if _on_this_machine(self.base_url):  # `make api` is the fix only for a local API
+                raise ApiUnavailableError(not_running_message(self.base_url)) from None
+            raise ApiUnavailableError(
+                f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"
+            ) from None
         except httpx.TransportError as err:
             raise ApiUnavailableError(
                 f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"

@@ -16,6 +16,18 @@ class PipelineError(Exception):
     exit_code = 1
 
 
+def pipeline_error_named(name: str) -> type[PipelineError] | None:
+    """The PipelineError subclass called ``name`` (as papermill reports a notebook's error),
+    wherever it is defined (lib.api_client's ApiError too); None for anything else."""
+    pending = [PipelineError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None
+
+
 class InvalidInputError(PipelineError):
     """Bad arguments or a bad input file (missing, wrong columns, unwritable output)."""
 

@@ -120,19 +120,39 @@ def gains_table(aggregates: pd.DataFrame) -> pd.DataFrame:
 
 
 def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
-    """One sentence a marketer can act on, from a :func:`gains_table`."""
-    if table.empty or int(table["users"].sum()) == 0:
+    """One sentence a marketer can act on, from a :func:`gains_table`.
+
+    Normally deciles 1 to ``top``. When ties or a small audience leave some of them empty
+    (users with equal scores share a decile), the advice takes the best non-empty deciles
+    until they cover ``top`` tenths of the audience, and says so, rather than advising to
+    contact deciles that hold nobody.
+    """
+    total_users = int(table["users"].sum()) if not table.empty else 0
+    if total_users == 0:
         return "No users matched the audience filter: there is nobody to contact."
-    top_rows = table[table[DECILE] <= top]
-    users = int(top_rows["users"].sum())
-    expected = float(top_rows["expected"].sum())
+    rows = table[table["users"] > 0].sort_values(DECILE)
+    picked = rows[rows[DECILE] <= top]
+    if len(picked) < top:  # ties or a small audience emptied some of the top deciles
+        covered_before = rows["users"].cumsum().shift(fill_value=0) / total_users
+        picked = rows[covered_before < top / 10]
+    users = int(picked["users"].sum())
+    expected = float(picked["expected"].sum())
     total_expected = float(table["expected"].sum())
     gain = expected / total_expected if total_expected else 0.0
-    audience_share = users / int(table["users"].sum())
-    deciles = "decile" if top == 1 else f"{top} deciles"
-    return (
-        f"Contact the top {deciles}: {users:,} users ({audience_share:.1%} of the audience), "
+    numbers = (
+        f"{users:,} users ({users / total_users:.1%} of the audience), "
         f"{gain:.1%} of expected conversions ({expected:,.1f} of {total_expected:,.1f})."
+    )
+    chosen = [int(d) for d in picked[DECILE]]
+    if chosen == list(range(1, top + 1)):
+        deciles = "decile" if top == 1 else f"{top} deciles"
+        return f"Contact the top {deciles}: {numbers}"
+    names = ", ".join(map(str, chosen))
+    label = "decile" if len(chosen) == 1 else "deciles"
+    return (
+        f"Contact the best-scoring {label} {names}: {numbers} Tied scores or a small audience "
+        f"left some deciles empty: these are the fewest best deciles that hold at least "
+        f"{top / 10:.0%} of the audience."
     )
 
 

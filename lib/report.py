@@ -157,10 +157,10 @@ def render_report(
 def _exit_code(run: RunNotebook) -> int:
     if run.error is None:
         return 0
-    error = getattr(errors, run.error[0], None)
-    if isinstance(error, type) and issubclass(error, errors.PipelineError):
-        return error.exit_code
-    return 1
+    import lib.api_client  # noqa: F401  (defines ApiError, a PipelineError)
+
+    error = errors.pipeline_error_named(run.error[0])
+    return error.exit_code if error is not None else 1
 
 
 def _failure_line(run: RunNotebook, exit_code: int) -> str:
@@ -168,7 +168,7 @@ def _failure_line(run: RunNotebook, exit_code: int) -> str:
         return f"The run failed (exit code {exit_code}); the executed notebook has the details."
     name, message = run.error
     first = (message.strip().splitlines() or [name])[0][:500]
-    known = isinstance(getattr(errors, name, None), type)
+    known = errors.pipeline_error_named(name) is not None
     return f"{first}" if known else f"{name}: {first}"
 
 
@@ -283,6 +283,11 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
         parts.append(
             f'<p id="status" class="status failed">❌ Failed: '
             f"{html.escape(_failure_line(run, code))}</p>"
+        )
+    elif run.payload is None:  # never executed, or cut off (a dead kernel, a timeout, a kill)
+        parts.append(
+            '<p id="status" class="status failed">⚠️ Incomplete: the run did not reach its '
+            "last cell, so there are no results to show; the executed notebook may say why.</p>"
         )
     else:
         parts.append('<p id="status" class="status ok">✅ Succeeded</p>')

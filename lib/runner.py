@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,10 +41,8 @@ def render_html(notebook: Path, exit_code: int | None = None) -> Path:
 
 def exit_code_for(error_name: str) -> int:
     """The job's exit code for an exception class name raised inside the notebook."""
-    error = getattr(errors, error_name, None)
-    if isinstance(error, type) and issubclass(error, errors.PipelineError):
-        return error.exit_code
-    return 1
+    error = errors.pipeline_error_named(error_name)  # lib.predict loaded lib.api_client
+    return error.exit_code if error is not None else 1
 
 
 def _kernel_config() -> Any:
@@ -53,12 +52,16 @@ def _kernel_config() -> Any:
     from jupyter_core.paths import jupyter_runtime_dir
     from traitlets.config import Config
 
-    # The sockets are <runtime dir>/kernel-<uuid>-ipc-<n>; a Unix socket path has at most
-    # 107 bytes. With an unusually long runtime folder, loopback TCP it is (and its warning).
-    longest_socket = len(os.fsencode(jupyter_runtime_dir())) + len("/kernel-") + 36 + 10
-    if longest_socket > 107:
+    # Without an absolute prefix jupyter_client names the sockets "kernel-ipc-<n>" in the
+    # working folder (notebooks/), where two runs at once would take each other's sockets.
+    runtime = Path(jupyter_runtime_dir())
+    prefix = runtime / f"kernel-{uuid.uuid4()}-ipc"
+    # A Unix socket path has at most 107 bytes ("<prefix>-<n>"). With an unusually long
+    # runtime folder, loopback TCP it is (and its warning).
+    if len(os.fsencode(str(prefix))) + 4 > 107:
         return Config()
-    return Config({"KernelManager": {"transport": "ipc"}})
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(prefix)}})
 
 
 def score(
@@ -105,7 +108,12 @@ def score(
     except pm.PapermillExecutionError as err:
         print(f"❌ error: {err.evalue}", file=sys.stderr)
         code = exit_code_for(err.ename)
-    html = render_html(executed, code) if executed.exists() else None
+    html = None
+    if executed.exists():
+        try:
+            html = render_html(executed, code)
+        except Exception as err:  # the report is a view: it never changes the job's result
+            print(f"⚠️ the run report could not be rendered: {err}", file=sys.stderr)
     return code, executed, html
 
 

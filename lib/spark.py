@@ -13,7 +13,8 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -266,15 +267,23 @@ def forward_jvm_stderr(stream: IO[bytes], fd: int = 2) -> None:
     """Copy the JVM's stderr to ``fd`` line by line, without the :data:`JVM_NOISE` lines.
 
     Writing to the file descriptor (not ``sys.stderr``) keeps what a Jupyter kernel does
-    with the JVM's output: it shows under the running cell, as before.
+    with the JVM's output: it shows under the running cell, as before. The pipe is drained
+    until the JVM closes it, even when ``fd`` can no longer be written (a closed terminal
+    or pipe): a JVM whose stderr pipe fills up would block in its next log line.
     """
-    for line in iter(stream.readline, b""):
-        if line.rstrip(b"\r\n") in JVM_NOISE:
-            continue
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-    stream.close()
+    writable = True
+    try:
+        for line in iter(stream.readline, b""):
+            if not writable or line.rstrip(b"\r\n") in JVM_NOISE:
+                continue
+            view = memoryview(line)
+            try:
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                writable = False  # keep reading, throw the rest away
+    finally:
+        stream.close()
 
 
 def _launch_quiet_gateway(options: Mapping[str, Any]) -> None:
@@ -282,8 +291,10 @@ def _launch_quiet_gateway(options: Mapping[str, Any]) -> None:
 
     pyspark starts the JVM (spark-submit) in ``SparkSession.builder.getOrCreate()`` with the
     same ``--conf`` options; doing it here first, with the JVM's stderr on a pipe that
-    :func:`forward_jvm_stderr` drains, lets pyspark reuse that gateway. Nothing to do when
-    a gateway exists (a second session, spark-submit's own JVM).
+    :func:`forward_jvm_stderr` drains, lets pyspark reuse that gateway. The reader starts
+    before the JVM, so what a JVM that fails to start prints (a bad memory setting, a broken
+    JAVA_HOME) is shown, and a chatty start cannot fill the pipe before pyspark gets its
+    port. Nothing to do when a gateway exists (a second session, spark-submit's own JVM).
     """
     from pyspark import SparkConf
     from pyspark.core.context import SparkContext
@@ -294,15 +305,30 @@ def _launch_quiet_gateway(options: Mapping[str, Any]) -> None:
     conf = SparkConf()
     for key, value in options.items():
         conf.set(key, str(value))
-    gateway = launch_gateway(conf, popen_kwargs={"stderr": subprocess.PIPE})
-    if gateway.proc is not None and gateway.proc.stderr is not None:
-        threading.Thread(
-            target=forward_jvm_stderr,
-            args=(gateway.proc.stderr,),
-            name="spark-jvm-stderr",
-            daemon=True,
-        ).start()
+    read_end, write_end = os.pipe()
+    threading.Thread(
+        target=forward_jvm_stderr,
+        args=(os.fdopen(read_end, "rb"),),
+        name="spark-jvm-stderr",
+        daemon=True,
+    ).start()
+    try:
+        gateway = launch_gateway(conf, popen_kwargs={"stderr": write_end})
+    finally:
+        os.close(write_end)  # the JVM holds its own copy; EOF comes when it exits
     SparkContext._ensure_initialized(gateway=gateway)
+
+
+@contextmanager
+def _without_spark_remote() -> Iterator[None]:
+    """Hide SPARK_REMOTE while a classic session is built (notebook 05 under `make lab`):
+    pyspark's builder would otherwise make a Spark Connect session, or refuse the master."""
+    saved = os.environ.pop("SPARK_REMOTE", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["SPARK_REMOTE"] = saved
 
 
 def build_spark(
@@ -349,15 +375,16 @@ def build_spark(
             "spark.sql.shuffle.partitions",
         ):
             conf.pop(key, None)
-    builder = SparkSession.builder.appName(app_name)
-    if master is not None:
-        builder = builder.master(master)
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    _launch_quiet_gateway(
-        {"spark.app.name": app_name, **({"spark.master": master} if master else {}), **conf}
-    )
-    spark = builder.getOrCreate()
+    with _without_spark_remote():  # pyspark checks it in master(), config() and getOrCreate()
+        builder = SparkSession.builder.appName(app_name)
+        if master is not None:
+            builder = builder.master(master)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        _launch_quiet_gateway(
+            {"spark.app.name": app_name, **({"spark.master": master} if master else {}), **conf}
+        )
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

@@ -21,6 +21,7 @@ from lib.spark import LOG4J2_CONFIG, server_conf
 K8S = PROJECT_ROOT / "k8s"
 CRDS = K8S / "crds"  # the operator's CRDs, vendored (see k8s/crds/README.md)
 IMAGE = "spark-ml-pipeline:0.1.0"
+API, LAB, NOTEBOOK_JOB = "campaign-api", "jupyterlab", "score-campaign-1-notebook"
 SETTINGS_VARS = {name.upper() for name in Settings.model_fields}
 
 
@@ -159,24 +160,40 @@ def test_configuration_names_are_settings_and_secrets_stay_out() -> None:
                 if "configMapRef" in source:
                     assert source["configMapRef"]["name"] in configmaps
             for env in container.get("env", []):
-                assert env["name"] in SETTINGS_VARS
+                assert env["name"] in SETTINGS_VARS | JUPYTER_OWN
     for spec in spark_specs():
         for role in ("driver", "executor"):
             for source in spec[role].get("envFrom", []):
                 assert source["configMapRef"]["name"] in configmaps
 
 
+JUPYTER_OWN = {"JUPYTER_CONFIG_PATH", "JUPYTER_TOKEN"}  # JupyterLab's variables, not settings
+
+
+def test_jupyterlab_uses_make_labs_settings_and_a_secret_token_and_is_not_exposed() -> None:
+    lab = workload(LAB)["spec"]["template"]["spec"]
+    (container,) = lab["containers"]
+    assert container["command"] == ["jupyter", "lab"]
+    assert "--ServerApp.root_dir=/app" in container["args"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["JUPYTER_CONFIG_PATH"]["value"] == "/app/jupyter-config"
+    assert (PROJECT_ROOT / "jupyter-config" / "jupyter_lab_config.json").is_file()
+    assert env["JUPYTER_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "jupyterlab-token"
+    assert lab["securityContext"]["runAsNonRoot"] is True
+    (service,) = [d for d in by_kind("Service") if d["metadata"]["name"] == LAB]
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert service["spec"]["selector"] == workload(LAB)["spec"]["selector"]["matchLabels"]
+
+
 def test_api_deployment_migrates_first_and_is_ready_on_health() -> None:
-    deployment = by_kind("Deployment")[0]["spec"]["template"]["spec"]
+    deployment = workload(API)["spec"]["template"]["spec"]
     assert deployment["initContainers"][0]["command"] == ["python", "-m", "api.migrate"]
     api = deployment["containers"][0]
     assert api["readinessProbe"]["httpGet"]["path"] == "/health"
     assert deployment["securityContext"]["runAsNonRoot"] is True
     assert {"secretRef": {"name": "campaign-db"}} in api["envFrom"]
-    service = by_kind("Service")[0]
-    assert (
-        service["spec"]["selector"] == by_kind("Deployment")[0]["spec"]["selector"]["matchLabels"]
-    )
+    (service,) = [d for d in by_kind("Service") if d["metadata"]["name"] != LAB]
+    assert service["spec"]["selector"] == workload(API)["spec"]["selector"]["matchLabels"]
 
 
 def test_volumes_claim_the_projects_pvc() -> None:
@@ -292,9 +309,14 @@ def ingress_allowed(policy: dict, pod_labels: dict[str, str], port: int) -> bool
     return False
 
 
-def pod_labels(kind: str) -> dict[str, str]:
-    (doc,) = by_kind(kind)
-    return doc["spec"]["template"]["metadata"]["labels"]
+def workload(name: str) -> dict:
+    """The Deployment or Job called ``name``."""
+    (doc,) = [d for d in by_kind("Deployment") + by_kind("Job") if d["metadata"]["name"] == name]
+    return doc
+
+
+def pod_labels(name: str) -> dict[str, str]:
+    return workload(name)["spec"]["template"]["metadata"]["labels"]
 
 
 def test_spark_connect_server_has_the_projects_hardening_server_side() -> None:
@@ -348,21 +370,22 @@ def test_network_policy_guards_exactly_the_connect_server() -> None:
     assert selects(selector, server_pod_labels(connect))
     # Not the executors (they need their own traffic), not the project's other pods.
     assert not selects(selector, executor_pod_labels(connect))
-    for kind in ("Deployment", "Job"):
-        assert not selects(selector, pod_labels(kind)), kind
+    for name in (API, LAB, NOTEBOOK_JOB):
+        assert not selects(selector, pod_labels(name)), name
 
 
 def test_only_the_projects_clients_reach_the_connect_port() -> None:
     (policy,) = by_kind("NetworkPolicy")
     connect = spark_connect()
-    assert ingress_allowed(policy, pod_labels("Job"), CONNECT_PORT)  # the papermill Job
-    assert not ingress_allowed(policy, pod_labels("Deployment"), CONNECT_PORT)  # the API
+    assert ingress_allowed(policy, pod_labels(NOTEBOOK_JOB), CONNECT_PORT)  # the papermill Job
+    assert ingress_allowed(policy, pod_labels(LAB), CONNECT_PORT)  # JupyterLab's kernels
+    assert not ingress_allowed(policy, pod_labels(API), CONNECT_PORT)  # the API
     assert not ingress_allowed(policy, {"app": "anything-else"}, CONNECT_PORT)
     assert not ingress_allowed(policy, executor_pod_labels(connect), CONNECT_PORT)
     for port in DRIVER_PORTS:  # executors report back to the server's driver, nobody else
         assert ingress_allowed(policy, executor_pod_labels(connect), port)
-        assert not ingress_allowed(policy, pod_labels("Job"), port)
-    assert not ingress_allowed(policy, pod_labels("Job"), 4040)  # the Spark UI stays closed
+        assert not ingress_allowed(policy, pod_labels(NOTEBOOK_JOB), port)
+    assert not ingress_allowed(policy, pod_labels(NOTEBOOK_JOB), 4040)  # the Spark UI stays closed
 
 
 def test_a_too_wide_network_policy_is_caught() -> None:
@@ -371,9 +394,9 @@ def test_a_too_wide_network_policy_is_caught() -> None:
     assert ingress_allowed(anyone, {"app": "anything-else"}, CONNECT_PORT)
 
 
-def _commented_connect_env() -> list[dict]:
-    """The papermill Job's commented-out Spark Connect variables, uncommented."""
-    lines = (K8S / "papermill-job.yaml").read_text().splitlines()
+def _commented_connect_env(manifest: str = "papermill-job.yaml") -> list[dict]:
+    """A manifest's commented-out Spark Connect variables, uncommented."""
+    lines = (K8S / manifest).read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if "# - name: SPARK_REMOTE" in line)
     block = []
     for line in lines[start:]:
@@ -383,11 +406,14 @@ def _commented_connect_env() -> list[dict]:
     return yaml.safe_load("\n".join(block))
 
 
-def test_papermill_job_can_point_at_the_connect_server() -> None:
+@pytest.mark.parametrize(
+    ("manifest", "name"), [("papermill-job.yaml", NOTEBOOK_JOB), ("jupyterlab.yaml", LAB)]
+)
+def test_notebook_workloads_can_point_at_the_connect_server(manifest: str, name: str) -> None:
     from pyspark.sql.connect.client.core import DefaultChannelBuilder
 
     connect = spark_connect()
-    env = {e["name"]: e for e in _commented_connect_env()}
+    env = {e["name"]: e for e in _commented_connect_env(manifest)}
     assert set(env) == {"SPARK_REMOTE", TOKEN_ENV}
     assert set(env) <= SETTINGS_VARS | {TOKEN_ENV}  # pyspark reads the token itself
     channel = DefaultChannelBuilder(env["SPARK_REMOTE"]["value"])
@@ -399,7 +425,7 @@ def test_papermill_job_can_point_at_the_connect_server() -> None:
     (server_token,) = [e for e in server["env"] if e["name"] == TOKEN_ENV]
     assert env[TOKEN_ENV]["valueFrom"] == server_token["valueFrom"]
     # Uncommented, the container still validates.
-    job = by_kind("Job")[0]
+    job = workload(name)
     container = job["spec"]["template"]["spec"]["containers"][0]
     patched = {**container, "env": container["env"] + list(env.values())}
     spec = {**job["spec"]["template"]["spec"], "containers": [patched]}

@@ -152,7 +152,7 @@ class JupyterLab:
         return f"{self.url}/{path.lstrip('/')}?token={self.token}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab]:
     """``jupyter lab`` as ``make lab`` runs it (jupyter-config/ on the config path), on a copy
     of notebooks/ with DATA_DIR/MODEL_DIR/OUTPUT_DIR in a temporary folder, a free loopback

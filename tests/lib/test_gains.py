@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,3 +80,40 @@ def test_display_table_formats_numbers_for_people() -> None:
     assert first["share of audience"] == "50.0%"
     assert first["cumulative gain"] == "81.2%"
     assert first["mean score"] == "0.350"
+
+
+def _deciles(users: list[int], expected: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "decile": range(1, 11),
+            "users": users,
+            "expected": expected,
+            "min_score": 0.0,
+            "max_score": 1.0,
+        }
+    )
+
+
+def test_advice_never_says_contact_nobody_when_ties_empty_the_top_deciles() -> None:
+    """All-equal scores put every user in one decile (the job's deciles rank by cut points):
+    the advice names the deciles that hold users, never "the top 3 deciles: 0 users"."""
+    tied = gains.gains_table(_deciles([0] * 9 + [50], [0.0] * 9 + [10.0]))
+    advice = gains.contact_advice(tied)
+    assert not re.search(r"(?<![\d,])0 users", advice)
+    assert "decile 10: 50 users (100.0% of the audience)" in advice
+    small = gains.gains_table(
+        _deciles([0, 0, 0, 1, 0, 0, 1, 0, 0, 1], [0, 0, 0, 0.5, 0, 0, 0.3, 0, 0, 0.1])
+    )
+    assert "decile 4: 1 users" in gains.contact_advice(small)
+
+
+def test_advice_for_a_full_audience_is_the_top_three_deciles() -> None:
+    table = gains.gains_table(_deciles([100] * 10, [10.0 - i for i in range(10)]))
+    assert gains.contact_advice(table).startswith("Contact the top 3 deciles: 300 users (30.0%")
+
+
+def test_uneven_but_full_top_deciles_are_still_the_top_three() -> None:
+    """Cut points make deciles of slightly different sizes: still "the top 3 deciles"."""
+    users = [9, 10, 10, 11, 10, 10, 10, 10, 10, 10]  # deciles 1-3 hold 29%
+    table = gains.gains_table(_deciles(users, [float(10 - i) for i in range(10)]))
+    assert gains.contact_advice(table).startswith("Contact the top 3 deciles: 29 users (29.0%")

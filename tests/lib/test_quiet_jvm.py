@@ -31,6 +31,20 @@ def test_only_the_incubator_line_is_dropped(tmp_path: Path) -> None:
     )
 
 
+def test_a_closed_stderr_does_not_stop_the_draining(tmp_path: Path) -> None:
+    """`make score 2>&1 | head`: once our stderr is gone, the JVM's pipe is still read to
+    the end (a JVM whose stderr pipe fills up blocks in its next log line)."""
+    lines = [f"line {i}\n".encode() for i in range(50_000)]  # far more than a pipe holds
+    jvm_stderr = io.BytesIO(b"".join(lines))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody reads our stderr any more: writes fail with EPIPE
+    try:
+        forward_jvm_stderr(jvm_stderr, write_end)  # returns instead of raising or stopping
+    finally:
+        os.close(write_end)
+    assert jvm_stderr.closed
+
+
 def test_log4j_config_quiets_the_log_level_banner_without_hiding_errors() -> None:
     """pyspark's driver sets up logging like a shell: without a level of its own for
     PythonGatewayServer, Spark prints "Setting default log level to "WARN"" on each start."""

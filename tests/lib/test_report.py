@@ -158,3 +158,27 @@ def test_the_cli_renders_an_executed_notebook(
     assert report.main([str(notebook), "--output", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").is_file()
     assert str(tmp_path / "r.html") in capsys.readouterr().out
+
+
+def test_a_run_that_never_reached_its_last_cell_is_not_reported_as_succeeded(
+    tmp_path: Path,
+) -> None:
+    """The unexecuted notebook (or one cut off by a dead kernel) has no results: not ✅."""
+    page = report.build_html(report.read_run(report_source_notebook()))
+    assert "✅ Succeeded" not in page and "⚠️ Incomplete" in page
+
+
+def report_source_notebook() -> Path:
+    from lib.runner import NOTEBOOK
+
+    return NOTEBOOK
+
+
+def test_an_api_refusal_in_the_notebook_maps_to_the_jobs_exit_code() -> None:
+    from lib.errors import pipeline_error_named
+    from lib.runner import exit_code_for
+
+    assert exit_code_for("ApiError") == 6  # defined in lib.api_client, not lib.errors
+    assert exit_code_for("CampaignNotFoundError") == 4
+    assert exit_code_for("ZeroDivisionError") == 1  # a bug, not a pipeline error
+    assert pipeline_error_named("Exception") is None

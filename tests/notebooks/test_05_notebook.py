@@ -13,8 +13,12 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.spark]
 
 
 def test_ibis_notebook_runs_the_same_audience_on_duckdb_and_pyspark(
-    isolated_settings: Settings,
+    isolated_settings: Settings, connect_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As under `make lab`: SPARK_REMOTE is set, and Ibis still gets the classic session it
+    # needs (pyspark's builder refuses a master while SPARK_REMOTE is set).
+    for name, value in connect_env.items():
+        monkeypatch.setenv(name, value)
     write_users(isolated_settings.users_path, 800, seed=3)
     users = pd.read_parquet(isolated_settings.users_path)
     # The default filter: five countries, an age range and a threshold (many groups to compare).
