@@ -66,3 +66,15 @@ def test_papermill_kernels_talk_over_ipc_not_tcp() -> None:
     from lib.runner import _kernel_config
 
     assert _kernel_config().KernelManager.transport == "ipc"
+
+
+def test_each_run_gets_its_own_ipc_sockets_in_the_runtime_folder() -> None:
+    """Not "kernel-ipc-<n>" in notebooks/ (the kernel's working folder), where two runs at
+    once would take each other's sockets and a killed run would leave files behind."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    from lib.runner import _kernel_config
+
+    first, second = _kernel_config().KernelManager.ip, _kernel_config().KernelManager.ip
+    assert Path(first).is_absolute() and Path(first).parent == Path(jupyter_runtime_dir())
+    assert first != second
