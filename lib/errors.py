@@ -28,6 +28,13 @@ def pipeline_error_named(name: str) -> type[PipelineError] | None:
     return None
 
 
+def exit_code_for(error_name: str) -> int:
+    """The job's exit code for an exception class name (a notebook's error, as papermill
+    reports it): the PipelineError's own code, 1 for anything else (a bug)."""
+    error = pipeline_error_named(error_name)
+    return error.exit_code if error is not None else 1
+
+
 class InvalidInputError(PipelineError):
     """Bad arguments or a bad input file (missing, wrong columns, unwritable output)."""
 

@@ -159,8 +159,7 @@ def _exit_code(run: RunNotebook) -> int:
         return 0
     import lib.api_client  # noqa: F401  (defines ApiError, a PipelineError)
 
-    error = errors.pipeline_error_named(run.error[0])
-    return error.exit_code if error is not None else 1
+    return errors.exit_code_for(run.error[0])
 
 
 def _failure_line(run: RunNotebook, exit_code: int) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 # treats the missing module as "check unavailable".
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
-from lib import errors  # noqa: E402
+from lib.errors import exit_code_for, run_cli  # noqa: E402  (lib.predict loads ApiError)
 from lib.predict import check_campaign_id  # noqa: E402
 from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
 
@@ -37,12 +37,6 @@ def render_html(notebook: Path, exit_code: int | None = None) -> Path:
     from lib.report import render_report
 
     return render_report(notebook, exit_code=exit_code)
-
-
-def exit_code_for(error_name: str) -> int:
-    """The job's exit code for an exception class name raised inside the notebook."""
-    error = errors.pipeline_error_named(error_name)  # lib.predict loaded lib.api_client
-    return error.exit_code if error is not None else 1
 
 
 def _kernel_config() -> Any:
@@ -159,4 +153,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    errors.run_cli(main)
+    run_cli(main)
