@@ -10,6 +10,9 @@ CAMPAIGN_ID ?= 1
 API_HOST    ?= 127.0.0.1
 API_PORT    ?= 8000
 PYTEST_ARGS ?=
+# Two pytest-xdist workers for the two cores; the tests that share the suite's JVMs run on
+# one of them (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
 BENCH_USERS ?= 5000000
 
 # Spark must bind to loopback and run its Python workers with the venv's interpreter.
@@ -48,12 +51,12 @@ demo: setup check-java ## the whole pipeline on embedded defaults
 	$(PY) scripts/demo.py
 
 test: setup check-java ## run the whole test suite
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Markers are set by tests/conftest.py from each test's folder and fixtures.
 FAST_TESTS := not spark and not notebooks and not e2e and not postgres
 test-fast: setup ## unit tests only: no Spark, servers, notebooks or PostgreSQL (~1 min)
-	$(PY) -m pytest -m "$(FAST_TESTS)" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 .PHONY: fuzz
 FUZZ_EXAMPLES ?= 2000

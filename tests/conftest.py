@@ -6,11 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from xdist.scheduler import LoadScopeScheduling
 
 from lib.data import write_users
 from lib.settings import PROJECT_ROOT, Settings, get_settings
@@ -58,6 +61,66 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker in sorted(needed):
             if not item.get_closest_marker(marker):
                 item.add_marker(marker)
+
+
+# `make test` runs two pytest-xdist workers on the two cores. Every test that uses the
+# suite's own JVMs (the classic SparkSession, the Spark Connect server) goes to the same
+# worker, so the suite still starts each of them once; the other worker runs the rest,
+# module by module. xdist's own `--dist loadgroup` cannot do this with pytest 9 (it renames
+# nodeids through `Item._nodeid`, which pytest 9 no longer reads), so the workers list the
+# JVM tests in a file the controller's scheduler reads once every worker has collected.
+JVM_FIXTURES = {"spark", "spark_connect", "connect_session", "connect_env"}
+
+
+def _jvm_tests_file(controller_pid: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"spark-ml-pipeline-jvm-tests-{controller_pid}.txt"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """(xdist controller) Tell each worker where to list the tests that use the JVMs."""
+    node.workerinput["jvm_tests_file"] = str(_jvm_tests_file(os.getpid()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """(xdist worker) List the collected tests that use the suite's JVMs, atomically: every
+    worker writes the same list."""
+    target = getattr(session.config, "workerinput", {}).get("jvm_tests_file")
+    if not target:
+        return
+    jvm = [item.nodeid for item in session.items if set(item.fixturenames) & JVM_FIXTURES]
+    partial = Path(f"{target}.{os.getpid()}.tmp")
+    partial.write_text("\n".join(jvm))
+    os.replace(partial, target)
+
+
+class OneWorkerForTheJvms(LoadScopeScheduling):
+    """xdist's scope scheduler, with the listed JVM tests as one unit of work and every other
+    test in its module's unit (module fixtures are set up on one worker only)."""
+
+    def __init__(self, config: pytest.Config, log: Any = None, *, listing: Path) -> None:
+        super().__init__(config, log)
+        self.listing = listing
+        self.jvm_tests: set[str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self.jvm_tests is None:  # first called once every worker has collected
+            self.jvm_tests = set(self.listing.read_text().splitlines())
+            self.listing.unlink()
+        return "JVM tests" if nodeid in self.jvm_tests else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> OneWorkerForTheJvms:
+    """(xdist controller) The scheduler above, reading what the workers listed."""
+    return OneWorkerForTheJvms(config, log, listing=_jvm_tests_file(os.getpid()))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """(xdist controller) Nothing left in /tmp when a run ends before scheduling."""
+    if not hasattr(config, "workerinput"):
+        _jvm_tests_file(os.getpid()).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
