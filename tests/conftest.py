@@ -4,10 +4,13 @@ SparkSession, PostgreSQL databases. Helpers that are not fixtures live in tests/
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from tests.helpers import (
     configure_env,
     create_postgres_database,
     project_env,
+    python_module,
     temporary_postgres_database,
 )
 from tests.project import Project
@@ -265,6 +269,33 @@ def project(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) -
     (root / "output").mkdir()
     with uvicorn_server(project_env(root), root / "api.log") as url:
         yield Project(root, url)
+
+
+@dataclass(frozen=True)
+class ScoredRun:
+    """One `make score` run (``python -m lib.runner``) and what it left."""
+
+    campaign_id: int
+    process: subprocess.CompletedProcess[str]
+    report: Path  # the marketer's HTML report; the executed notebook sits beside it
+
+    @property
+    def notebook(self) -> Path:
+        return self.report.with_suffix(".ipynb")
+
+
+@pytest.fixture(scope="session")
+def scored_run(project: Project, connect_env: dict[str, str]) -> ScoredRun:
+    """`make score` over the suite's Spark Connect server, as a learner runs it after `make
+    up`: run once for the tests that read its terminal, its notebook and its report."""
+    campaign_id = project.create_campaign("make score", "country IN ('US', 'GB') AND age > 25")
+    process = python_module(
+        "lib.runner", "--campaign-id", str(campaign_id), env={**project.env, **connect_env}
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    found = re.search(r"^📄 Run report: (.+)$", process.stdout, re.M)
+    assert found, process.stdout[-2000:]
+    return ScoredRun(campaign_id, process, Path(found.group(1).strip()))
 
 
 @pytest.fixture(scope="session")

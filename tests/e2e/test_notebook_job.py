@@ -14,6 +14,7 @@ import pytest
 
 from lib import report
 from lib.settings import PROJECT_ROOT
+from tests.conftest import ScoredRun
 from tests.helpers import project_env, run_cmd
 from tests.notebooks.conftest import assert_no_noise, assert_quiet_notebook, executed_notebook
 from tests.project import Project
@@ -97,16 +98,16 @@ def test_testbook_reads_the_jobs_results_from_the_kernel(
 
 
 def test_score_entry_point_exits_0_every_time_it_runs(
-    project: Project, connect_env: dict[str, str]
+    project: Project, connect_env: dict[str, str], scored_run: ScoredRun
 ) -> None:
     """Run after run, the process ends cleanly: nothing aborts after the job succeeded.
-    Over Spark Connect, as a learner re-runs it with `make up`."""
-    campaign_id = project.create_campaign("score repeatedly", "age > 35")
-    for attempt in range(2):
-        out = run_cmd(
-            [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)],
-            {**project.env, **connect_env},
-        )
+    Over Spark Connect, as a learner re-runs it with `make up`: the suite's `make score` run,
+    then the same campaign again."""
+    again = run_cmd(
+        [sys.executable, "-m", "lib.runner", "--campaign-id", str(scored_run.campaign_id)],
+        {**project.env, **connect_env},
+    )
+    for attempt, out in enumerate([scored_run.process, again]):
         assert out.returncode == 0, (attempt, out.stderr[-3000:])
         assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr
         assert out.stdout.rstrip().splitlines()[-1].startswith("📄 Run report:")

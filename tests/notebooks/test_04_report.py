@@ -15,6 +15,7 @@ import pytest
 
 from lib import report, schema
 from lib.api_server import free_port
+from tests.conftest import ScoredRun
 from tests.helpers import project_env, python_module
 from tests.notebooks.conftest import assert_no_noise, assert_quiet_notebook
 from tests.project import Project
@@ -22,21 +23,16 @@ from tests.project import Project
 pytestmark = [pytest.mark.notebooks, pytest.mark.e2e, pytest.mark.spark]
 
 
-def test_make_score_is_quiet_and_writes_a_report(
-    project: Project, connect_env: dict[str, str]
-) -> None:
+def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: ScoredRun) -> None:
     """`make score` with the services up (Spark Connect): a quiet terminal, honest timings and
     a marketer's report. The classic run (its own JVM) is checked the same way by the demo's
     test (tests/e2e/test_notebook_job.py), which runs the same runner without a server."""
-    campaign_id = project.create_campaign("quiet report", "country IN ('US', 'GB') AND age > 25")
-    out = python_module(
-        "lib.runner", "--campaign-id", str(campaign_id), env={**project.env, **connect_env}
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
+    out, executed = scored_run.process, scored_run.notebook
     # Nothing a learner cannot act on, in the terminal or in the executed notebook.
     assert_no_noise(out.stdout + out.stderr)
     assert out.stderr.strip() == "", out.stderr
-    (executed,) = (project.root / "output" / "runs").glob(f"campaign_{campaign_id}_*.ipynb")
+    assert executed.parent == project.root / "output" / "runs"
+    assert executed.name.startswith(f"campaign_{scored_run.campaign_id}_")
     assert_quiet_notebook(executed)
 
     # Honest timings: every stage the notebook waited for, the session start first.
@@ -49,12 +45,12 @@ def test_make_score_is_quiet_and_writes_a_report(
     assert run.payload["spark_mode"].startswith("Spark Connect")
 
     # The report: what a marketer needs, offline, no code.
-    html_path = executed.with_suffix(".html")
-    assert f"📄 Run report: {html_path}" in out.stdout
+    html_path = scored_run.report
+    assert out.stdout.rstrip().splitlines()[-1] == f"📄 Run report: {html_path}"
     page = html_path.read_text(encoding="utf-8")
     assert "<script" not in page and 'src="http' not in page
     assert re.search(r'<img id="gains-chart" [^>]*src="data:image/png;base64,', page)
-    output = project.output(campaign_id)
+    output = project.output(scored_run.campaign_id)
     sha256 = pd.read_parquet(output)["model_sha256"].iloc[0]
     assert len(sha256) == 64 and f'<code id="sha256">{sha256}</code>' in page
     assert f'<code id="output-path">{output}</code>' in page
