@@ -55,7 +55,7 @@ test: setup check-java ## run the whole test suite
 
 # Markers are set by tests/conftest.py from each test's folder and fixtures.
 FAST_TESTS := not spark and not notebooks and not e2e and not postgres
-test-fast: setup ## unit tests only: no Spark, servers, notebooks or PostgreSQL (~1 min)
+test-fast: setup ## unit tests only: no Spark, servers, notebooks or PostgreSQL (~2 min)
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "$(FAST_TESTS)" $(PYTEST_ARGS)
 
 .PHONY: fuzz
