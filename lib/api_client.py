@@ -165,13 +165,10 @@ class ConfigApiClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.ConnectError as err:
-            if _on_this_machine(self.base_url):  # `make api` is the fix only for a local API
-                raise ApiUnavailableError(not_running_message(self.base_url)) from None
-            raise ApiUnavailableError(
-                f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"
-            ) from None
         except httpx.TransportError as err:
+            # `make api` is the fix only for a local API that is not listening.
+            if isinstance(err, httpx.ConnectError) and _on_this_machine(self.base_url):
+                raise ApiUnavailableError(not_running_message(self.base_url)) from None
             raise ApiUnavailableError(
                 f"config API unreachable at {self.base_url} ({type(err).__name__}: {err})"
             ) from None
