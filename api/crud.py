@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.models import CampaignRow, RunRow, utcnow
+from api.models import CampaignRow, RunRow, name_key, utcnow
+from api.run_states import check_run, finish_time, state_of
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
 
 if TYPE_CHECKING:
@@ -25,7 +26,12 @@ if TYPE_CHECKING:
 
 
 class DuplicateNameError(Exception):
-    """Another campaign already has this name."""
+    """Another campaign already has this name (compared by api.models.name_key)."""
+
+    def __init__(self, name: str, existing: str | None = None) -> None:
+        super().__init__(name)
+        self.name = name
+        self.existing = existing  # the stored name it clashes with, when it could be read
 
 
 class CampaignNotFoundError(Exception):
@@ -67,9 +73,18 @@ def create_campaign(*, session: Session, campaign_in: CampaignCreate) -> Campaig
     except IntegrityError as err:
         kind, detail = _violation(err)
         if kind == "unique":
-            raise DuplicateNameError(campaign.name) from err
+            name = campaign_in.name
+            raise DuplicateNameError(name, _name_taken_by(session, name)) from err
         raise ConstraintError(detail) from err
     return campaign
+
+
+def _name_taken_by(session: Session, name: str) -> str | None:
+    """The stored name that ``name`` clashes with (None if it went away meanwhile)."""
+    with session.begin():
+        return session.scalar(
+            select(CampaignRow.name).where(CampaignRow.name_key == name_key(name))
+        )
 
 
 def get_campaign(*, session: Session, campaign_id: int) -> CampaignRow | None:
@@ -109,7 +124,8 @@ def update_campaign(
     except IntegrityError as err:  # the rollback has forgotten the refused change
         kind, detail = _violation(err)
         if kind == "unique":
-            raise DuplicateNameError(str(campaign_in.name)) from err
+            name = str(campaign_in.name)
+            raise DuplicateNameError(name, _name_taken_by(session, name)) from err
         raise ConstraintError(detail) from err
     return db_campaign
 
@@ -147,10 +163,14 @@ def _not_in_future(values: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def create_run(*, session: Session, campaign_id: int, run_in: RunCreate) -> RunRow:
-    """Record a run; CampaignNotFoundError when the campaign is missing or being deleted.
+    """Record a run; CampaignNotFoundError when the campaign is missing or being deleted,
+    RunTransitionError when it would not start as queued or running (api.run_states).
 
     started_at is stored as at most the server's current time (see _not_in_future)."""
-    run = RunRow(campaign_id=campaign_id, **_not_in_future(run_in.model_dump(), utcnow()))
+    now = utcnow()
+    values = _not_in_future(run_in.model_dump(), now)
+    check_run(None, {**values, "created_at": now})
+    run = RunRow(campaign_id=campaign_id, created_at=now, **values)
     try:
         with session.begin():
             session.add(run)
@@ -186,20 +206,29 @@ def list_runs(
 
 
 def update_run(*, session: Session, db_run: RunRow, run_in: RunUpdate) -> RunRow:
-    """Apply the given fields; RunNotFoundError when the run was deleted since it was read.
+    """Apply the given fields; RunNotFoundError when the run was deleted since it was read,
+    RunTransitionError when the change breaks the run state machine (api.run_states).
 
+    The run is read again under a row lock (PostgreSQL; SQLite serialises writers) in the
+    transaction that writes it, so two concurrent updates cannot both pass the check against
+    the same old state (succeeded by one, failed by the other).
     started_at and heartbeat_at are stored as at most the server's current time."""
     run_id = db_run.id  # read now: a rollback expires every attribute
-    changes = _not_in_future(run_in.model_dump(exclude_unset=True), utcnow())
+    now = utcnow()
+    changes = _not_in_future(run_in.model_dump(exclude_unset=True), now)
     try:
         with session.begin():
-            for key, value in changes.items():
-                setattr(db_run, key, value)
-            session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
-            if session.get(RunRow, run_id, populate_existing=True) is None:
+            run = session.get(RunRow, run_id, with_for_update=True, populate_existing=True)
+            if run is None:
                 raise RunNotFoundError(run_id)
+            before = state_of(run)
+            changes = finish_time(before, changes, now)
+            check_run(before, {**before, **changes})
+            for key, value in changes.items():
+                setattr(run, key, value)
+            session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
     except StaleDataError as err:
         raise RunNotFoundError(run_id) from err
     except IntegrityError as err:
         raise ConstraintError(_violation(err)[1]) from err
-    return db_run
+    return run

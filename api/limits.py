@@ -2,8 +2,10 @@
 
 - Bodies over :data:`MAX_BODY_BYTES` are answered 413 before any parsing, whether the
   client declared their size (Content-Length) or streamed them (chunked).
-- JSON bodies are parsed strictly: UTF-8 only, no NaN/Infinity, bounded nesting; anything
-  else is a 422 ``json_invalid`` like FastAPI's own malformed-JSON answer.
+- JSON bodies are parsed strictly: UTF-8 only, no NaN/Infinity, no key twice in one object
+  (Python's json keeps the last silently: ``{"name": "a", "name": "b"}`` would be "b"),
+  bounded nesting; anything else is a 422 ``json_invalid`` like FastAPI's own
+  malformed-JSON answer, whose ``ctx.error`` says what is wrong (the duplicate key by name).
 - 422 answers echo a bounded excerpt of the input: at most :data:`MAX_ERRORS` errors, each
   input cut to :data:`MAX_ECHO_CHARS` characters, and always encodable (unpaired
   surrogates are escaped, non-finite numbers become text).
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Coroutine, Sequence
+from functools import cache
 from typing import Any
 
 from fastapi import Request, Response
@@ -105,6 +109,20 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's pairs as a dict, refusing a key that appears twice."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKeyError(f"duplicate key {_text(key, MAX_ECHO_CHARS)!r} in an object")
+        seen[key] = value
+    return seen
+
+
 def parse_json(body: bytes) -> Any:
     """``body`` as strict JSON; every refusal is a :class:`json.JSONDecodeError`."""
     try:
@@ -112,10 +130,10 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as err:
         raise json.JSONDecodeError("the body is not valid UTF-8", "", err.start) from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         raise
-    except ValueError as err:  # NaN, Infinity, -Infinity
+    except ValueError as err:  # NaN, Infinity, -Infinity, a duplicate key
         raise json.JSONDecodeError(str(err), "", 0) from None
     except RecursionError:
         raise json.JSONDecodeError("the JSON is nested too deeply", "", 0) from None
@@ -138,6 +156,78 @@ class StrictJSONRoute(APIRoute):
             return await handler(StrictJSONRequest(request.scope, request.receive))
 
         return strict_handler
+
+
+# -- HEAD and OPTIONS ---------------------------------------------------------------------------
+
+
+class HeadAndOptionsMiddleware:
+    """HEAD on every GET route, and OPTIONS that lists a path's methods.
+
+    FastAPI routes answer only the methods they declare, so HEAD /campaigns/1 was a 405 where
+    HTTP (RFC 9110) and every proxy expect GET's headers without its body. HEAD runs the GET
+    handler (same status, headers and Content-Length) and drops the body. OPTIONS on a known
+    path answers 204 with ``Allow`` (the route methods plus HEAD and OPTIONS); an unknown
+    path stays a 404. No CORS: the API serves no browser origin but its own /docs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope.get("method") if scope["type"] == "http" else None
+        if method == "HEAD":
+            await self.app({**scope, "method": "GET"}, receive, _without_body(send))
+        elif method == "OPTIONS" and (allowed := _allowed_methods(scope)):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204,
+                    "headers": [(b"allow", ", ".join(allowed).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+        else:
+            await self.app(scope, receive, send)
+
+
+def _without_body(send: Send) -> Send:
+    async def send_headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_headers_only
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(scope: Scope) -> list[str]:
+    """The methods the API documents for this path (empty: not an API path).
+
+    Read from the OpenAPI document (FastAPI builds it once), whose path templates are the
+    routes': the documented API is exactly what OPTIONS describes. The docs pages are not in
+    it; OPTIONS there is Starlette's 405, with ``Allow``.
+    """
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods: set[str] = set()
+    for template, operations in scope["app"].openapi().get("paths", {}).items():
+        if _template(template).fullmatch(path):
+            methods |= {method.upper() for method in operations}
+    if not methods:
+        return []
+    methods |= {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set())
+    return sorted(methods, key=_METHOD_ORDER.index)
+
+
+@cache
+def _template(template: str) -> re.Pattern[str]:
+    """``/campaigns/{campaign_id}`` as a pattern: each parameter one path segment."""
+    parts = re.split(r"(\{[^}/]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
 
 
 # -- body size -------------------------------------------------------------------------------

@@ -23,7 +23,12 @@ from starlette.types import Message as ASGIMessage
 
 from api.db import dispose_engines, get_engine
 from api.docs import add_docs
-from api.limits import MAX_BODY_BYTES, BodySizeLimitMiddleware, validation_errors
+from api.limits import (
+    MAX_BODY_BYTES,
+    BodySizeLimitMiddleware,
+    HeadAndOptionsMiddleware,
+    validation_errors,
+)
 from api.migrate import SCHEMA_ERRORS, ensure_schema, first_line, shown_url
 from api.routes import audience, campaigns
 from api.schemas import Health, Message
@@ -92,6 +97,7 @@ def create_app() -> FastAPI:
         },
     )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(HeadAndOptionsMiddleware)
     app.add_middleware(SchemaCheckMiddleware)
     app.include_router(campaigns.router)
     app.include_router(audience.router)

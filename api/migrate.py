@@ -7,7 +7,11 @@ down) is reported in one line with a non-zero exit, here and when the API starts
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -59,7 +63,32 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade(url: str | None = None) -> None:
-    command.upgrade(alembic_config(url), "head")
+    config = alembic_config(url)
+    with _migration_lock(config.attributes["url"]):
+        command.upgrade(config, "head")
+
+
+@contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """One migrator at a time for a SQLite file (two API processes starting together, two
+    test workers): SQLite runs DDL outside the migration's transaction, so two concurrent
+    upgrades could both add a column, or both move the version. An exclusive ``flock`` on a
+    file beside the database, released by the kernel if the process dies; the second
+    migrator then finds the schema at head and does nothing. Servers lock their own schema.
+    """
+    parsed = make_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(database).with_name(Path(database).name + ".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def head_revision() -> str | None:

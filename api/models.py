@@ -3,6 +3,8 @@ that the two agree."""
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from lib.contract import RUN_STATUSES
 
@@ -37,6 +39,17 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def name_key(name: str) -> str:
+    """What makes two campaign names the same: NFKC, case folded, runs of spaces as one.
+
+    `Dup`, `DUP`, the NFC and NFD forms of `Café` and a full-width `Ｄup` share a key. Stored
+    as its sha256 (64 characters): a name of 200 characters can grow 18-fold under NFKC, past
+    what a PostgreSQL index entry holds. Migration 0003 keeps its own copy of this rule.
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return hashlib.sha256(" ".join(folded.split()).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,8 @@ class CampaignRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    # name_key(name), set with the name: the database keeps names unique by it.
+    name_key: Mapped[str] = mapped_column(String(64), unique=True)
     model_path: Mapped[str] = mapped_column(String(500))
     audience_filter: Mapped[str | None] = mapped_column(Text)
     features: Mapped[list[str]] = mapped_column(FeatureList())
@@ -191,6 +206,11 @@ class CampaignRow(Base):
     runs: Mapped[list[RunRow]] = relationship(
         back_populates="campaign", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @validates("name")
+    def _keep_name_key(self, _: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
 
 class RunRow(Base):

@@ -39,12 +39,15 @@ from lib.audience import MAX_FILTER_LENGTH, parse_filter
 from lib.contract import (
     ACTIVE_RUN_STATUSES,
     HEARTBEAT_DESCRIPTION,
+    NON_NEGATIVE_DIGITS,
+    POSITIVE_DIGITS,
     CampaignFields,
     RunFields,
     RunStatus,
 )
 from lib.errors import AudienceFilterError
 from lib.settings import get_settings
+from lib.text import first_invisible
 
 MAX_COUNT = 2**62  # row counts fit a BIGINT with room to spare
 
@@ -73,11 +76,32 @@ def _to_utc(value: datetime) -> datetime:
         ) from None
 
 
+def _visible_text(value: str) -> str:
+    """Refuse what a reader cannot see: controls, format characters (BOM, zero-width space,
+    bidi overrides), line and paragraph separators. A name is shown in lists, terminals and
+    logs, where such characters hide a difference or rewrite the screen."""
+    if (found := first_invisible(value)) is not None:
+        index, escaped = found
+        raise PydanticCustomError(
+            "text_invisible",
+            "must not contain control or invisible characters (found {char} at index {index})",
+            {"char": escaped, "index": index},
+        )
+    return value
+
+
 # StringConstraints come before the safety check, so pydantic applies them as string
 # constraints (with string messages) rather than as generic length checks.
 SAFE = AfterValidator(_safe_text)
 Name = Annotated[
-    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE
+    StrictStr,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SAFE,
+    AfterValidator(_visible_text),
+    Field(
+        description="Unique ignoring case, letter width and runs of spaces (`Dup` and `DUP` "
+        "are the same name); no control or invisible characters."
+    ),
 ]
 ModelPath = Annotated[StrictStr, StringConstraints(min_length=1, max_length=500), SAFE]
 FeatureName = Annotated[StrictStr, StringConstraints(min_length=1, max_length=100), SAFE]
@@ -89,12 +113,9 @@ Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 Sha256 = Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
-# Path and query integers: plain decimal digits only. Python's int() (and so pydantic's lax
-# mode) also reads "+1", " 1", "1_0" and "01", which made /campaigns/1_0 campaign 10.
-_POSITIVE = re.compile(r"[1-9][0-9]{0,18}")
-_NON_NEGATIVE = re.compile(r"0|[1-9][0-9]{0,18}")
 
-
+# Path and query integers: plain decimal digits only (lib.contract's patterns, which the
+# command lines share). Python's int() also reads "+1", " 1", "1_0": /campaigns/1_0 was 10.
 def _decimal(pattern: re.Pattern[str], what: str) -> Any:
     def check(value: object) -> object:
         if isinstance(value, str) and not pattern.fullmatch(value):
@@ -106,8 +127,8 @@ def _decimal(pattern: re.Pattern[str], what: str) -> Any:
     return BeforeValidator(check)
 
 
-StrictPositive = _decimal(_POSITIVE, "a positive integer")
-StrictNonNegative = _decimal(_NON_NEGATIVE, "a non-negative integer")
+StrictPositive = _decimal(POSITIVE_DIGITS, "a positive integer")
+StrictNonNegative = _decimal(NON_NEGATIVE_DIGITS, "a non-negative integer")
 
 
 def _strict_bool_text(value: object) -> object:

@@ -8,6 +8,7 @@ tests and notebooks take the seed campaign, the id bounds and the default URL fr
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
@@ -23,11 +24,39 @@ __all__ = [
     "RunFields",
     "RunStatus",
     "campaign_not_found",
+    "parse_id",
     "seed_campaign",
 ]
 
 # Ids are INTEGER columns on SQLite and PostgreSQL: the API and the job bound them alike.
 MAX_ID: Final = 2**31 - 1
+
+# An id as text: ASCII digits, no sign, separator, space or leading zero. Python's int()
+# (so argparse's type=int, pydantic's lax mode and papermill's -p) also reads "+1", " 1",
+# "1_0" as 10 and Arabic-Indic digits: the wrong campaign would be scored.
+POSITIVE_DIGITS: Final = re.compile(r"[1-9][0-9]{0,18}")
+NON_NEGATIVE_DIGITS: Final = re.compile(r"0|[1-9][0-9]{0,18}")
+
+
+def parse_id(value: object, what: str = "campaign id") -> int:
+    """``value`` as an id (1..MAX_ID), from an int or plain decimal text; ValueError if not.
+
+    The one reading of an id for every entry point: the API's paths, ``lib.predict``,
+    ``lib.runner``, notebook 04's ``campaign_id`` parameter (papermill ``-r``).
+    """
+    if isinstance(value, str):
+        if not POSITIVE_DIGITS.fullmatch(value):
+            raise ValueError(
+                f"{what} must be written in plain decimal digits (no sign, spaces, "
+                f"underscores or leading zeros), got {value!r}"
+            )
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    if not 1 <= value <= MAX_ID:
+        raise ValueError(f"{what} must be between 1 and {MAX_ID}, got {value}")
+    return value
+
 
 RunStatus = Literal["queued", "running", "succeeded", "failed"]
 RUN_STATUSES: Final[tuple[str, ...]] = get_args(RunStatus)

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a file (spark-submit lib/predict.py): fi
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lib import job
-from lib.contract import MAX_ID
+from lib.contract import parse_id
 from lib.errors import InvalidInputError, JobInterruptedError, run_cli
 from lib.job import Echo, JobResult, JobSpec
 from lib.spark_engine import SparkEngine
@@ -39,7 +39,7 @@ __all__ = ["JobResult", "build_parser", "main", "run_job"]
 
 
 def run_job(
-    campaign_id: int,
+    campaign_id: int | str,
     *,
     config_api_url: str | None = None,
     input_path: str | os.PathLike[str] | None = None,
@@ -54,7 +54,7 @@ def run_job(
     Unset arguments come from the settings (environment variables). ``spark`` is used as
     given (notebook 04 builds it in its own cell); without it a session is started.
     """
-    check_campaign_id(campaign_id)
+    campaign_id = check_campaign_id(campaign_id)
     spec = JobSpec.from_settings(
         campaign_id,
         config_api_url=config_api_url,
@@ -65,12 +65,24 @@ def run_job(
     return job.run_job(spec, SparkEngine(spark, master), echo)
 
 
-def check_campaign_id(campaign_id: int) -> None:
-    """The same bound as the API's ids, for the CLI, papermill's ``-p`` and callers alike."""
-    if isinstance(campaign_id, bool) or not isinstance(campaign_id, int):
-        raise InvalidInputError(f"campaign id must be an integer, got {campaign_id!r}")
-    if not 1 <= campaign_id <= MAX_ID:
-        raise InvalidInputError(f"campaign id must be between 1 and {MAX_ID}, got {campaign_id}")
+def check_campaign_id(campaign_id: object) -> int:
+    """The campaign id read as the API reads ids (lib.contract.parse_id), or exit code 2.
+
+    Text is accepted in plain decimal digits only: papermill's ``-r campaign_id TEXT`` hands
+    the notebook the text itself (``-p`` lets papermill's own int() read it first).
+    """
+    try:
+        return parse_id(campaign_id)
+    except ValueError as err:
+        raise InvalidInputError(str(err)) from None
+
+
+def campaign_id_argument(text: str) -> int:
+    """argparse ``type=`` for ``--campaign-id``: the strict reading, argparse's error line."""
+    try:
+        return parse_id(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -79,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m lib.predict",
         description="Score a campaign's audience with its CatBoost model on Spark.",
     )
-    parser.add_argument("--campaign-id", type=int, required=True, help="campaign to score")
+    parser.add_argument(
+        "--campaign-id", type=campaign_id_argument, required=True, help="campaign to score"
+    )
     parser.add_argument(
         "--config-api-url", default=None, help="config API base URL (default: CONFIG_API_URL)"
     )

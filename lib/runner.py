@@ -26,7 +26,7 @@ from typing import Any
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from lib.errors import exit_code_for, run_cli  # noqa: E402  (lib.predict loads ApiError)
-from lib.predict import check_campaign_id  # noqa: E402
+from lib.predict import campaign_id_argument  # noqa: E402  (the strict id reading)
 from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
@@ -130,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib.runner", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--campaign-id", type=int, required=True, help="campaign to score")
+    parser.add_argument(
+        "--campaign-id", type=campaign_id_argument, required=True, help="campaign to score"
+    )
     parser.add_argument("--config-api-url", default=None, help="default: CONFIG_API_URL")
     parser.add_argument("--input", default=None, help="default: DATA_DIR/sample_users.parquet")
     parser.add_argument("--output", default=None, help="default: OUTPUT_DIR/predictions_...")
@@ -139,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_campaign_id(args.campaign_id)  # before a kernel starts: the job's own bound
     code, executed, html = score(
         args.campaign_id,
         config_api_url=args.config_api_url,

@@ -19,6 +19,7 @@ from api.deps import SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
 from api.models import CampaignRow, RunRow
 from api.routes.audience import BAD_STORED_FILTER, USERS_DATA, audience_preview
+from api.run_states import RunTransitionError
 from api.schemas import (
     AudiencePreviewPublic,
     CampaignCreate,
@@ -148,8 +149,14 @@ def _readable(rows: Sequence[Any], public: type[PublicT], what: str) -> tuple[li
     return readable, len(rows) - len(readable)
 
 
-def _duplicate(name: str) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, f"A campaign named {name!r} already exists")
+def _duplicate(err: crud.DuplicateNameError) -> HTTPException:
+    if err.existing is None or err.existing == err.name:
+        return HTTPException(409, f"A campaign named {err.name!r} already exists")
+    return HTTPException(
+        409,
+        f"A campaign named {err.existing!r} already exists: names are compared ignoring case, "
+        f"letter width and spacing, so {err.name!r} is the same name",
+    )
 
 
 def _refused(err: crud.ConstraintError) -> HTTPException:
@@ -171,8 +178,8 @@ def create_campaign(
     check_model_and_features(campaign_in.model_path, campaign_in.features, settings.model_dir)
     try:
         campaign = crud.create_campaign(session=session, campaign_in=campaign_in)
-    except crud.DuplicateNameError:
-        raise _duplicate(campaign_in.name) from None
+    except crud.DuplicateNameError as err:
+        raise _duplicate(err) from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
     return _campaign_public(campaign)
@@ -225,8 +232,8 @@ def update_campaign(
         )
     except crud.CampaignNotFoundError:
         raise _campaign_not_found(campaign_id) from None
-    except crud.DuplicateNameError:
-        raise _duplicate(changes["name"]) from None
+    except crud.DuplicateNameError as err:
+        raise _duplicate(err) from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
     return _campaign_public(campaign)
@@ -242,18 +249,28 @@ def delete_campaign(campaign_id: CampaignId, session: SessionDep) -> Response:
     return Response(status_code=204)
 
 
+TRANSITION: Responses = {
+    409: {"model": Message, "description": "An impossible run history (the state machine)"}
+}
+
+
 @router.post(
     "/{campaign_id}/runs",
     response_model=RunPublic,
     status_code=201,
-    responses={**NOT_FOUND, 201: {"links": RUN_LINKS}},
+    responses={**NOT_FOUND, **TRANSITION, 201: {"links": RUN_LINKS}},
 )
 def create_run(campaign_id: CampaignId, run_in: RunCreate, session: SessionDep) -> RunPublic:
-    """Record that the scoring job started (or was queued) for this campaign."""
+    """Record that the scoring job started (or was queued) for this campaign.
+
+    A run starts as `queued` or `running`, without an outcome: anything else is a 409 that
+    says why (the run state machine: see PATCH)."""
     try:
         run = crud.create_run(session=session, campaign_id=campaign_id, run_in=run_in)
     except crud.CampaignNotFoundError:
         raise _campaign_not_found(campaign_id) from None
+    except RunTransitionError as err:
+        raise HTTPException(409, str(err)) from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
     return _run_public(run)
@@ -295,7 +312,10 @@ def read_run(campaign_id: CampaignId, run_id: RunId, session: SessionDep) -> Run
 @router.patch(
     "/{campaign_id}/runs/{run_id}",
     response_model=RunPublic,
-    responses={**NOT_FOUND, **MALFORMED},
+    responses={
+        **NOT_FOUND,
+        409: {"model": Message, "description": "An impossible run history, or a malformed row"},
+    },
 )
 def update_run(
     campaign_id: CampaignId, run_id: RunId, run_in: RunUpdate, session: SessionDep
@@ -304,7 +324,13 @@ def update_run(
 
     While running, the scoring job sends `{"heartbeat_at": "<now, ISO 8601 UTC>"}` about
     every 30 s; a queued or running run without news for RUN_STALE_AFTER_SECONDS reads
-    `stale: true`."""
+    `stale: true`.
+
+    The run state machine answers 409 with the reason for an impossible history:
+    `queued → running → succeeded | failed` (or `queued → failed`); a finished run is final
+    (re-sending what it holds is a no-op); `finished_at` is required exactly when finished,
+    `finished_at ≥ started_at`, both no earlier than `created_at` less 5 minutes of clock
+    skew; counts, output path and sha256 only on success, `error_message` only on failure."""
     run = crud.get_run(session=session, campaign_id=campaign_id, run_id=run_id)
     if run is None:
         raise _run_not_found(campaign_id, run_id)
@@ -314,6 +340,8 @@ def update_run(
         run = crud.update_run(session=session, db_run=run, run_in=run_in)
     except crud.RunNotFoundError:
         raise _run_not_found(campaign_id, run_id) from None
+    except RunTransitionError as err:
+        raise HTTPException(409, f"run {run_id}: {err}") from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
     return _run_public(run)

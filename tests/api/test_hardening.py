@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 
 from api.limits import MAX_BODY_BYTES, MAX_ECHO_CHARS, MAX_ERRORS
+from api.models import name_key
 from tests.api.conftest import SEED_BODY, reset_caches
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -145,17 +146,20 @@ def test_datetimes_overflowing_utc_are_422(client: TestClient, stamp: str, field
     ("sent", "stored"),
     [
         ("9999-12-31T23:59:59+00:00", "9999-12-31T23:59:59Z"),
-        ("0001-01-01T00:30:00+00:30", "0001-01-01T00:00:00Z"),
-        ("2026-11-26T12:00:00+02:00", "2026-11-26T10:00:00Z"),
+        ("3000-01-01T00:30:00+00:30", "3000-01-01T00:00:00Z"),
+        ("2999-11-26T12:00:00+02:00", "2999-11-26T10:00:00Z"),
     ],
 )
 def test_datetimes_at_the_edges_are_stored_in_utc(
     client: TestClient, sent: str, stored: str
 ) -> None:
-    # finished_at: started_at and heartbeat_at are never stored in the future (section 10).
+    # finished_at: started_at and heartbeat_at are never stored in the future (section 10),
+    # and no time may precede the run's creation (api.run_states).
     cid = create(client)["id"]
-    run = client.post(f"/campaigns/{cid}/runs", json={"finished_at": sent})
-    assert run.status_code == 201, run.text
+    created = client.post(f"/campaigns/{cid}/runs", json={}).json()
+    url = f"/campaigns/{cid}/runs/{created['id']}"
+    run = client.patch(url, json={"status": "failed", "finished_at": sent})
+    assert run.status_code == 200, run.text
     assert run.json()["finished_at"] == stored
     again = client.get(f"/campaigns/{cid}/runs/{run.json()['id']}").json()
     assert again["finished_at"] == stored
@@ -289,9 +293,9 @@ def _clean_up(engine: Engine, table: str, constraint: str) -> None:
 def _insert(name: str, features: str = '["recency"]', is_active: str = "true") -> str:
     stamp = "'2026-11-26 12:00:00'"
     return (
-        "INSERT INTO campaigns (name, model_path, features, is_active, created_at, updated_at) "
-        f"VALUES ('{name}', 'models/campaign_model_v1.pkl', '{features}', {is_active}, "
-        f"{stamp}, {stamp})"
+        "INSERT INTO campaigns (name, name_key, model_path, features, is_active, created_at, "
+        f"updated_at) VALUES ('{name}', '{name_key(name)}', 'models/campaign_model_v1.pkl', "
+        f"'{features}', {is_active}, {stamp}, {stamp})"
     )
 
 
@@ -387,7 +391,7 @@ def test_malformed_runs_are_409_alone_and_skipped_in_lists(
         listing = client.get(f"/campaigns/{cid}/runs")
         assert [r["id"] for r in listing.json()] == [good["id"]]
         assert listing.headers["x-skipped-count"] == "1"
-        repair = {field: 10 if field == "input_rows" else "failed"}
+        repair = {field: None if field == "input_rows" else "failed"}
         fixed = client.patch(f"/campaigns/{cid}/runs/{bad_id}", json=repair)
         assert fixed.status_code == 200, fixed.text
     finally:
@@ -397,11 +401,13 @@ def test_malformed_runs_are_409_alone_and_skipped_in_lists(
 # -- 9. the database constrains what the API guarantees ---------------------------------------
 
 CAMPAIGN = (
-    "INSERT INTO campaigns (name, model_path, features, is_active, created_at, updated_at) "
-    "VALUES ({name}, {model_path}, {features}, {is_active}, {stamp}, {stamp})"
+    "INSERT INTO campaigns (name, name_key, model_path, features, is_active, created_at, "
+    "updated_at) VALUES ({name}, {name_key}, {model_path}, {features}, {is_active}, {stamp}, "
+    "{stamp})"
 )
 CAMPAIGN_OK = {
     "name": "'ok'",
+    "name_key": f"'{name_key('ok')}'",
     "model_path": "'models/campaign_model_v1.pkl'",
     "features": "'[\"recency\"]'",
     "is_active": "true",
@@ -451,7 +457,11 @@ def test_database_refuses_what_the_api_would(client: TestClient, engine: Engine)
         if databases not in ("both", engine.dialect.name):
             continue
         template, ok = (CAMPAIGN, CAMPAIGN_OK) if table == "campaigns" else (RUN, RUN_OK)
-        valid = {**ok, "name": "'valid'"} if table == "campaigns" else ok
+        valid = (
+            {**ok, "name": "'valid'", "name_key": f"'{name_key('valid')}'"}
+            if table == "campaigns"
+            else ok
+        )
         with engine.connect() as connection:
             transaction = connection.begin()
             # The statement itself is right: the valid row goes in ...
@@ -564,3 +574,58 @@ def test_openapi_documents_the_heartbeat_contract(client: TestClient) -> None:
     assert "heartbeat_at" in schemas["RunUpdate"]["properties"]
     assert "heartbeat_at" not in schemas["RunCreate"]["properties"]
     assert {"heartbeat_at", "stale"} <= set(schemas["RunPublic"]["required"])
+
+
+# -- 11. duplicate JSON keys, HEAD and OPTIONS -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b'{"name": "a", "name": "b", "model_path": "m", "features": ["x"]}', "name"),
+        (b'{"name": "a", "features": ["x"], "model_path": "m", "features": ["y"]}', "features"),
+        (b'{"a": {"k": 1, "k": 2}}', "k"),  # nested objects too
+    ],
+)
+def test_duplicate_json_keys_are_422_naming_the_key(
+    client: TestClient, body: bytes, key: str
+) -> None:
+    response = post_raw(client, "/campaigns/", body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"][0]
+    assert detail["type"] == "json_invalid"
+    assert f"duplicate key '{key}'" in detail["ctx"]["error"]
+    assert client.get("/campaigns/").json() == []
+
+
+def test_head_answers_every_get_route_without_a_body(client: TestClient) -> None:
+    cid = create(client)["id"]
+    run = client.post(f"/campaigns/{cid}/runs", json={}).json()["id"]
+    for path in [
+        "/health",
+        "/campaigns/",
+        f"/campaigns/{cid}",
+        f"/campaigns/{cid}/runs",
+        f"/campaigns/{cid}/runs/{run}",
+        "/campaigns/999",
+        "/openapi.json",
+    ]:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        assert head.headers["content-length"] == str(len(get.content)), path
+        assert head.headers.get("x-total-count") == get.headers.get("x-total-count")
+
+
+def test_options_lists_the_methods_of_a_path(client: TestClient) -> None:
+    expected = {
+        "/campaigns/": "GET, HEAD, POST, OPTIONS",
+        "/campaigns/7": "GET, HEAD, PUT, DELETE, OPTIONS",
+        "/campaigns/7/runs/3": "GET, HEAD, PATCH, OPTIONS",
+        "/audience/preview": "POST, OPTIONS",
+    }
+    for path, allow in expected.items():
+        response = client.options(path)
+        assert response.status_code == 204, path
+        assert response.headers["allow"] == allow
+    assert client.options("/nowhere").status_code == 404

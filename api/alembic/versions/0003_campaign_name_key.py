@@ -1,0 +1,79 @@
+"""campaigns.name_key: names unique ignoring case, letter width and runs of spaces.
+
+``Dup``, ``dup``, the NFC and NFD forms of one visible name and a full-width letter were
+different names byte for byte, so a marketer could see two campaigns of the same name and
+score the wrong one. Each row gets the sha256 of its name's key (NFKC, case folded, runs of
+white space as one space), under a unique constraint. The rule is copied, not imported, from
+api.models.name_key: a migration must keep meaning what it meant when it was written.
+
+Stored names that already clash refuse the upgrade before any DDL, with one message naming
+the clashing ids and names (as 0002 does for its constraints).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from alembic.util import CommandError
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+MAX_GROUPS_SHOWN = 10
+
+
+def _key(name: str) -> str:
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return hashlib.sha256(" ".join(folded.split()).encode("utf-8")).hexdigest()
+
+
+def _clashes(rows: Sequence[tuple[int, str]]) -> list[str]:
+    """One phrase per group of stored names that share a key."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for row_id, name in rows:
+        groups.setdefault(_key(name), []).append((row_id, name))
+    clashing = [group for group in groups.values() if len(group) > 1]
+    shown = [
+        " and ".join(f"id {row_id} {name!r}" for row_id, name in group)
+        for group in clashing[:MAX_GROUPS_SHOWN]
+    ]
+    if len(clashing) > MAX_GROUPS_SHOWN:
+        shown.append(f"{len(clashing) - MAX_GROUPS_SHOWN} more groups")
+    return shown
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, name FROM campaigns ORDER BY id")).all()
+    clashes = _clashes([(int(row_id), str(name)) for row_id, name in rows])
+    if clashes:
+        raise CommandError(
+            "cannot upgrade to 0003: campaign names that differ only in case, letter width "
+            "or spacing: " + "; ".join(clashes) + ". Rename or delete all but one of each "
+            "(through the API at the previous version, or with SQL), then migrate again; "
+            "the database is unchanged at revision 0002"
+        )
+    with op.batch_alter_table("campaigns") as batch_op:
+        batch_op.add_column(sa.Column("name_key", sa.String(length=64), nullable=True))
+    campaigns = sa.table("campaigns", sa.column("id"), sa.column("name_key"))
+    for row_id, name in rows:
+        bind.execute(campaigns.update().where(campaigns.c.id == row_id).values(name_key=_key(name)))
+    with op.batch_alter_table("campaigns") as batch_op:
+        batch_op.alter_column("name_key", existing_type=sa.String(length=64), nullable=False)
+        batch_op.create_unique_constraint(op.f("uq_campaigns_name_key"), ["name_key"])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch_op:
+        batch_op.drop_constraint(op.f("uq_campaigns_name_key"), type_="unique")
+        batch_op.drop_column("name_key")
