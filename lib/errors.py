@@ -82,7 +82,9 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
     try:
         code = main(argv)
     except PipelineError as err:
-        print(f"❌ error: {err}", file=sys.stderr)
+        from lib.text import escape_controls  # messages quote user text (names, paths)
+
+        print(f"❌ error: {escape_controls(str(err))}", file=sys.stderr)
         code = err.exit_code
     except KeyboardInterrupt:
         print("❌ interrupted", file=sys.stderr)

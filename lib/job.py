@@ -29,6 +29,7 @@ from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
 from lib.settings import get_settings
 from lib.sinks import Sink, sink_for
+from lib.text import escape_controls, escaping
 
 __all__ = [
     "Echo",
@@ -159,6 +160,7 @@ class JobResult:
 
 def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
     """Score one campaign's audience with ``engine`` and record the run; see the module doc."""
+    echo = escaping(echo)  # names, filters and paths are user text: shown, never obeyed
     timer = Timer()
     sink = sink_for(spec.output_path, spec.campaign_id)
     sink.check(spec.input_path)  # someone else's data, or the input itself: refuse now
@@ -314,7 +316,7 @@ def _record(spec: JobSpec, run_id: int, **fields: Any) -> None:
     except PipelineError as err:
         import sys
 
-        print(f"⚠️ could not record run {run_id}: {err}", file=sys.stderr)
+        print(f"⚠️ could not record run {run_id}: {escape_controls(str(err))}", file=sys.stderr)
 
 
 def _now() -> str:

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from lib.errors import PipelineError
+from lib.text import escape_controls
 
 __all__ = ["one_line", "show_errors_in_one_line"]
 
@@ -21,8 +22,9 @@ RED, RESET = "\x1b[31m", "\x1b[0m"
 
 
 def one_line(error: BaseException) -> str:
-    """The line a user sees for a pipeline error (the CLI's ``lib.errors.run_cli`` too)."""
-    return f"❌ error: {error}"
+    """The line a user sees for a pipeline error (the CLI's ``lib.errors.run_cli`` too);
+    control characters in the message (user text it quotes) are shown as escapes."""
+    return f"❌ error: {escape_controls(str(error))}"
 
 
 def _show_one_line(

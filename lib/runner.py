@@ -28,6 +28,7 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 from lib.errors import exit_code_for, run_cli  # noqa: E402  (lib.predict loads ApiError)
 from lib.predict import campaign_id_argument  # noqa: E402  (the strict id reading)
 from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
+from lib.text import escape_controls  # noqa: E402
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "04_spark_scoring.ipynb"
 
@@ -100,14 +101,15 @@ def score(
             config=_kernel_config(),
         )
     except pm.PapermillExecutionError as err:
-        print(f"❌ error: {err.evalue}", file=sys.stderr)
+        print(f"❌ error: {escape_controls(err.evalue)}", file=sys.stderr)
         code = exit_code_for(err.ename)
     html = None
     if executed.exists():
         try:
             html = render_html(executed, code)
         except Exception as err:  # the report is a view: it never changes the job's result
-            print(f"⚠️ the run report could not be rendered: {err}", file=sys.stderr)
+            shown = escape_controls(str(err))
+            print(f"⚠️ the run report could not be rendered: {shown}", file=sys.stderr)
     return code, executed, html
 
 

@@ -10,8 +10,9 @@ Python escapes (``\\x1b``, ``\\u2028``), which are visible and harmless.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
-__all__ = ["INVISIBLE_CATEGORIES", "escape_controls", "first_invisible"]
+__all__ = ["INVISIBLE_CATEGORIES", "escape_controls", "escaping", "first_invisible"]
 
 # Unicode general categories with no visible glyph of their own: controls (C0, DEL, C1),
 # format characters (BOM, zero-width space and joiners, bidi overrides), line and paragraph
@@ -39,3 +40,12 @@ def first_invisible(text: str) -> tuple[int, str] | None:
         if unicodedata.category(char) in INVISIBLE_CATEGORIES:
             return index, _escaped(char)
     return None
+
+
+def escaping(echo: Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` that escapes invisible characters in each line it prints (the job's log)."""
+
+    def safe_echo(line: str) -> None:
+        echo(escape_controls(line))
+
+    return safe_echo

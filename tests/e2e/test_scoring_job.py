@@ -49,6 +49,7 @@ FILTERS: list[tuple[str | None, Callable[[pd.DataFrame], pd.Series]]] = [
 
 
 def run(project: Project, spark, campaign_id: int, **kwargs) -> predict.JobResult:
+    kwargs.setdefault("echo", lambda line: None)
     return predict.run_job(
         campaign_id,
         config_api_url=project.url,
@@ -56,7 +57,6 @@ def run(project: Project, spark, campaign_id: int, **kwargs) -> predict.JobResul
         output_path=str(project.output(campaign_id)),
         spark=spark,
         model_dir=project.models,
-        echo=lambda line: None,
         **kwargs,
     )
 
@@ -178,6 +178,19 @@ def test_hostile_filter_written_into_the_database_is_refused(project: Project, s
         run(project, spark, campaign_id)
     assert not project.output(campaign_id).exists()
     assert last_run(project, campaign_id).status == "failed"
+
+
+def test_a_name_that_forges_terminal_output_is_printed_escaped(project: Project, spark) -> None:
+    # The API refuses such names now; one written straight into the database still reaches
+    # the job, which must show it, never obey it (clear the screen, forge a progress line).
+    forged = "x\x1b[2J\r\n✅ JOB COMPLETED SUCCESSFULLY\u2028"
+    campaign_id = project.insert_raw_campaign(name=forged, audience_filter="age > 30")
+    lines: list[str] = []
+    run(project, spark, campaign_id, echo=lines.append)
+    shown = [line for line in lines if line.startswith("✅ Loaded campaign:")]
+    assert shown == ["✅ Loaded campaign: x\\x1b[2J\\r\\n✅ JOB COMPLETED SUCCESSFULLY\\u2028"]
+    assert all(line.isprintable() for line in lines)
+    assert lines.count("✅ JOB COMPLETED SUCCESSFULLY") == 1
 
 
 def test_inactive_campaign_is_refused_and_recorded(project: Project, spark) -> None:
