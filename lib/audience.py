@@ -155,6 +155,9 @@ _TOKENS = frozenset(
 )
 _WHITESPACE = frozenset(" \t\n\r")
 _BANG_AFTER = frozenset({"L_PAREN", "AND", "OR", "NOT"})  # where ! may start a condition
+# Around a comma in an IN list: a value ends before it and starts after it.
+_ENDS_A_VALUE = (["NUMBER"], ["STRING"], ["R_PAREN"], ["VAR"], ["IDENTIFIER"])
+_STARTS_A_VALUE = (["NUMBER"], ["STRING"], ["L_PAREN"], ["PLUS"], ["DASH"], ["VAR"], ["IDENTIFIER"])
 
 
 # ---- the checked condition tree -------------------------------------------------------------
@@ -380,8 +383,16 @@ def _check_tokens(tokens: Sequence[Any], columns: Mapping[str, Any]) -> None:
         if kind == "NOT" and token.text == "!" and index and kinds[index - 1] not in _BANG_AFTER:
             # Spark 4 reads ! as NOT only in front of a condition: `age ! IN (1)` is an error.
             raise AudienceFilterError("use NOT, not !, in NOT IN, NOT BETWEEN, NOT LIKE, IS NOT")
-        if kind == "COMMA" and kinds[index + 1 : index + 2] == ["R_PAREN"]:
-            raise AudienceFilterError("a list may not end with a comma")
+        if kind == "COMMA" and (
+            kinds[index - 1 : index] not in _ENDS_A_VALUE
+            or kinds[index + 1 : index + 2] not in _STARTS_A_VALUE
+        ):
+            # sqlglot drops empty list elements (`age IN (,25,,30)` is IN (25, 30)); Spark's
+            # parser refuses them. A comma must stand between two values.
+            raise AudienceFilterError(
+                "a list needs a value between every two commas, and none may start or end "
+                "with a comma: write age IN (25, 30)"
+            )
         if kind == "NULL":
             # Only IS NULL / IS NOT NULL: sqlglot also reads `age NOT NULL` as IS NOT NULL.
             before = kinds[max(0, index - 2) : index]

@@ -290,6 +290,9 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("age IS ! NULL", "use NOT"),
         ("country ! LIKE 'U%'", "use NOT"),
         ("age IN (30,)", "end with a comma"),  # sqlglot drops the comma, Spark refuses it
+        ("age IN (,25,,30)", "between every two commas"),  # sqlglot: IN (25, 30)
+        ("age IN (25,,30)", "between every two commas"),
+        ("country IN (, 'US')", "start or end with a comma"),
         ("age\u00a0> 1", "unexpected character"),
         ("age > 1\f", "unexpected character"),
     ],

@@ -512,8 +512,15 @@ def predicate(draw: st.DrawFn) -> str:
     if form == 3:
         values = [value() for _ in range(draw(st.sampled_from([1, 1, 2, 3, 5, 11, 14])))]
         listed = ", ".join(values)
-        if wild:
-            listed = draw(st.sampled_from([f"{listed},", f"({listed})", f"{listed}, NULL", ""]))
+        if wild:  # sqlglot drops empty elements; Spark's parser refuses them
+            listed = draw(
+                st.sampled_from(
+                    [
+                        *(f"{listed},", f"({listed})", f"{listed}, NULL", ""),
+                        *(f",{listed}", f"{listed},,{value()}", f", {listed}, ,"),
+                    ]
+                )
+            )
         return f"{column}{sp}{not_}IN ({listed})"
     if form == 4:
         symmetric = draw(st.sampled_from(["SYMMETRIC ", "ASYMMETRIC "])) if wild else ""
@@ -577,6 +584,7 @@ def test_engines_agree_or_the_filter_is_refused(engines: Engines, texts: list[st
 
 # Filters found by hand or by the fuzzer, kept so they run on every `make test`.
 KNOWN_FILTERS = [
+    "age IN (25, 30)",  # and never `age IN (,25,,30)`: see test_audience.py
     "monetary < 100000",
     "monetary >= 100000",
     "monetary IS NULL",
@@ -605,6 +613,33 @@ KNOWN_FILTERS = [
     " AND ".join(["age>1"] * 200),  # a flat chain: 1,995 characters, 999 parts
     " OR ".join(f"age={n}" for n in range(150)),
 ]
+
+
+def token_mutations(text: str) -> list[str]:
+    """``text`` with one token dropped, or one doubled: what a typo makes of a filter."""
+    from sqlglot.dialects.spark import Spark
+
+    spans = [(t.start, t.end + 1) for t in Spark().tokenize(text)]
+    dropped = [text[:start] + text[end:] for start, end in spans]
+    doubled = [text[:end] + " " + text[start:end] + text[end:] for start, end in spans]
+    return dropped + doubled
+
+
+MUTATED = [
+    "age IN (25, 30) AND country = 'US'",
+    "NOT (monetary BETWEEN -1 AND 2.5) OR age IS NOT NULL",
+    "country NOT LIKE 'U%' AND age > -(1)",
+    "country IN ('US', 'GB') OR engagement_score != 0.5",
+]
+
+
+def test_token_mutations_are_refused_or_read_as_spark_sql_reads_them(engines: Engines) -> None:
+    # Acceptance compared with Spark SQL's own parser: whatever a typo leaves that the
+    # checker accepts (sqlglot fills in or drops what Spark's parser refuses, like the empty
+    # elements of `age IN (,25,,30)`) must parse in Spark and select the same users.
+    texts = [mutated for text in MUTATED for mutated in token_mutations(text)]
+    assert len(texts) > 60
+    check_filters(engines, texts)
 
 
 def test_known_filters_agree_across_engines(engines: Engines) -> None:
