@@ -67,7 +67,8 @@ class SparkEngine:
         with timer.stage("filter + score"), _input_errors(task.input_path):
             # Scores are computed once, in one Spark job that also yields the audience size,
             # the mean, the decile boundaries and the id checks; cached for the write.
-            audience = to_spark_column(task.audience, F)
+            # Compared as Spark SQL compares with the columns' stored types (lib.audience).
+            audience = to_spark_column(task.audience, F, users.schema)
             scored = score_spark(users.filter(audience), task.model)
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
             stats = scored.agg(

@@ -53,6 +53,8 @@ def audience_preview(
         raise HTTPException(409, f"stored audience filter is invalid: {err}") from None
     try:
         preview = preview_parquet(audience, users, sample_size)
+    except AudienceFilterError as err:  # the data's column types cannot take this filter
+        raise HTTPException(422, f"the filter cannot be used on the users data: {err}") from None
     except _unreadable_errors() as err:
         raise _unreadable(users, err) from None
     try:

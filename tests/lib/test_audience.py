@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 
 import pandas as pd
 import pytest
@@ -209,11 +210,12 @@ def checked(text: str) -> audience.Condition:
         ("age > +-+-30", 30),
         ("age > - -30", 30),
         ("age > -((30))", -30),
-        ("monetary > -(0.5)", -0.5),
-        ("monetary > -(-(2.5e-1))", 0.25),
+        ("monetary > -(0.5)", Decimal("-0.5")),  # an exact DECIMAL, as Spark SQL types it
+        ("monetary > -(-(2.5e-1))", 0.25),  # a DOUBLE
+        ("monetary > -(9007199254740993)", -9007199254740993),  # a whole number, exactly
     ],
 )
-def test_signs_and_parentheses_fold_into_the_literal_exactly(text: str, value: float) -> None:
+def test_signs_and_parentheses_fold_into_the_literal_exactly(text: str, value: object) -> None:
     condition = checked(text)
     assert isinstance(condition, audience.Compare)
     assert (condition.op, condition.value) == (">", value)
@@ -291,6 +293,8 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("country ! LIKE 'U%'", "use NOT"),
         ("age IN (30,)", "end with a comma"),  # sqlglot drops the comma, Spark refuses it
         ("age IN (,25,,30)", "between every two commas"),  # sqlglot: IN (25, 30)
+        ("monetary BETWEEN -1  2.5", "BETWEEN low AND high"),  # sqlglot fills in the AND
+        ("country BETWEEN 'a' 'b'", "BETWEEN low AND high"),
         ("age IN (25,,30)", "between every two commas"),
         ("country IN (, 'US')", "start or end with a comma"),
         ("age\u00a0> 1", "unexpected character"),

@@ -13,6 +13,11 @@ all of these select exactly the same rows of a small users table full of edge va
     session (restricted SQL, no SQL on files), over an in-memory copy where NaN is NULL (the
     policy).
 
+Every filter runs over two tables: one stored with the contract's types, one with every
+numeric column stored otherwise (ints as float64, int32 and decimal(20,0), floats as int64,
+float32 and decimal(12,2)), so each engine must compare as Spark SQL compares with the
+stored type (:mod:`lib.audience.stored`).
+
 ``make test`` runs a fixed, derandomised budget; ``make fuzz`` sets FUZZ_EXAMPLES for more.
 Each example is a list of filters evaluated in one Spark job, which keeps the budget cheap.
 """
@@ -23,6 +28,8 @@ import math
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,8 @@ from lib.audience import (
     Or,
     parse_filter,
 )
+from lib.audience.preview import duckdb_connection
+from lib.audience.stored import StoredType, arrow_stored_type, for_stored
 from lib.errors import AudienceFilterError
 
 pytestmark = pytest.mark.spark
@@ -160,6 +169,53 @@ TABLE_SCHEMA = pa.schema(
     + [pa.field(f.name, f.type, nullable=True) for f in schema.USER_SCHEMA]
 )
 
+# The same users with each numeric column stored in another type, as the job accepts them.
+DECIMAL_POOL: list[Decimal | None] = [
+    None,
+    *(Decimal(v) for v in ["0", "1", "-1", "0.50", "25.00", "30.50", "99999.99", "-0.01"]),
+    *(Decimal(v) for v in ["9999999999.99", "-9999999999.99", "1234.56", "0.01", "2.25"]),
+]
+STORED_TYPES: dict[str, pa.DataType] = {
+    "age": pa.float64(),
+    "recency": pa.int32(),
+    "frequency": pa.decimal128(20, 0),
+    "monetary": pa.int64(),
+    "engagement_score": pa.float32(),
+    "days_since_last_purchase": pa.decimal128(12, 2),
+}
+
+
+def _float32(value: float | None) -> float | None:
+    """The float32 nearest ``value`` (NaN and infinities kept), as a Python float."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return None if value is None else float(np.float32(value))
+
+
+def stored_rows() -> list[dict[str, Any]]:
+    """ROWS with the numeric columns converted to STORED_TYPES."""
+    rows = []
+    for i, row in enumerate(ROWS):
+        typed = dict(row)
+        age = row["age"]
+        typed["age"] = None if age is None else float(age)
+        recency = row["recency"]
+        typed["recency"] = recency if recency is None or abs(recency) < 2**31 else None
+        frequency = row["frequency"]
+        typed["frequency"] = None if frequency is None else Decimal(frequency)
+        typed["monetary"] = INT_POOL[(i * 5 + 3) % len(INT_POOL)]
+        typed["engagement_score"] = _float32(row["engagement_score"])
+        typed["days_since_last_purchase"] = DECIMAL_POOL[(i * 7 + 1) % len(DECIMAL_POOL)]
+        rows.append(typed)
+    return rows
+
+
+STORED_ROWS = stored_rows()
+STORED_SCHEMA = pa.schema(
+    [pa.field(f.name, STORED_TYPES.get(f.name, f.type), nullable=f.nullable) for f in TABLE_SCHEMA]
+)
+
 
 def _without_nan(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
@@ -173,12 +229,12 @@ def _sort_key(column: str) -> Any:
     return key
 
 
-def write_users(directory: Path) -> Path:
+def write_users(directory: Path, rows: list[dict[str, Any]], table_schema: pa.Schema) -> Path:
     """Three Parquet files, each sorted by another column, in row groups of four rows."""
     directory.mkdir(parents=True, exist_ok=True)
     for part, column in enumerate(("monetary", "age", "country")):
-        chunk = sorted(ROWS[part::3], key=_sort_key(column))
-        table = pa.Table.from_pylist(chunk, schema=TABLE_SCHEMA)
+        chunk = sorted(rows[part::3], key=_sort_key(column))
+        table = pa.Table.from_pylist(chunk, schema=table_schema)
         pq.write_table(table, directory / f"part-{part}.parquet", row_group_size=ROW_GROUP_ROWS)
     return directory
 
@@ -228,8 +284,10 @@ def truth(condition: Condition, row: dict[str, Any]) -> bool | None:
     raise TypeError(condition)
 
 
-def reference(checked: AudienceFilter) -> list[int]:
-    return sorted(row["_row"] for row in ROWS if truth(checked.condition, row) is True)
+def reference(checked: AudienceFilter, table: Table) -> list[int]:
+    """SQL three-valued logic over ``table`` on the filter adapted to its stored types."""
+    stored = for_stored(checked, table.stored)
+    return sorted(row["_row"] for row in table.rows if truth(stored.condition, row) is True)
 
 
 def test_reference_follows_three_valued_logic() -> None:
@@ -243,34 +301,48 @@ def test_reference_follows_three_valued_logic() -> None:
 
 
 # ---- the engines ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def users_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_users(tmp_path_factory.mktemp("audience-fuzz") / "users")
+@dataclass(frozen=True)
+class Table:
+    """A users table under test: its rows, how they are stored, and where."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    arrow_schema: pa.Schema
+
+    @property
+    def stored(self) -> dict[str, StoredType]:
+        return {f.name: arrow_stored_type(f.type) for f in self.arrow_schema if f.name != "_row"}
+
+
+TABLES = {
+    "contract types": Table("contract types", ROWS, TABLE_SCHEMA),
+    "other stored types": Table("other stored types", STORED_ROWS, STORED_SCHEMA),
+}
 
 
 def _spark_type(arrow_type: pa.DataType) -> str:
-    if pa.types.is_integer(arrow_type):
-        return "bigint"
-    return "double" if pa.types.is_floating(arrow_type) else "string"
+    if pa.types.is_decimal(arrow_type):
+        return f"decimal({arrow_type.precision},{arrow_type.scale})"
+    names = {pa.int32(): "int", pa.int64(): "bigint", pa.float32(): "float"}
+    return names.get(arrow_type, "double" if pa.types.is_floating(arrow_type) else "string")
 
 
 class Engines:
-    """Runs checked filters on DuckDB (Ibis) and Spark (Column and SQL text)."""
+    """Runs checked filters on DuckDB (Ibis) and Spark (Column and SQL text) over one table."""
 
-    def __init__(self, spark: Any, users_dir: Path) -> None:
-        import ibis
-
+    def __init__(self, spark: Any, users_dir: Path, table: Table) -> None:
         self.spark = spark
-        self.duck = ibis.duckdb.connect()
+        self.table = table
+        self.duck = duckdb_connection()
         self.duck_users = self.duck.read_parquet(str(users_dir / "*.parquet"))
         self.spark_users = spark.read.parquet(str(users_dir))
         # The oracle reads the text's *meaning*, so in memory rather than from Parquet: Spark's
         # Parquet filter pushdown drops -0.0 rows from `x = 0` and 0.0 rows from
         # `x IN (-0e0)` (dictionary filtering; seen here with pushdown on, not off).
-        policy = [{k: _without_nan(v) for k, v in row.items()} for row in ROWS]
+        policy = [{k: _without_nan(v) for k, v in row.items()} for row in table.rows]
         self.spark_policy = spark.createDataFrame(
-            [tuple(row[name] for name in TABLE_SCHEMA.names) for row in policy],
-            schema=", ".join(f"{f.name} {_spark_type(f.type)}" for f in TABLE_SCHEMA),
+            [tuple(row[name] for name in table.arrow_schema.names) for row in policy],
+            schema=", ".join(f"{f.name} {_spark_type(f.type)}" for f in table.arrow_schema),
         ).cache()
 
     def duckdb_rows(self, checked: AudienceFilter) -> list[int]:
@@ -286,7 +358,7 @@ class Engines:
 
         parts, sql_errors = [], []
         for i, checked in enumerate(filters):
-            column = audience.to_spark_column(checked)
+            column = audience.to_spark_column(checked, schema=self.spark_users.schema)
             parts.append(self.spark_users.filter(column).select(F.lit(i).alias("q"), "_row"))
             try:  # analysis errors are raised here, eagerly
                 by_sql = self.spark_policy.filter(checked.text)
@@ -321,9 +393,14 @@ class Engines:
         return found, sql_errors
 
 
-@pytest.fixture(scope="module")
-def engines(spark: Any, users_dir: Path) -> Iterator[Engines]:
-    running = Engines(spark, users_dir)
+@pytest.fixture(scope="module", params=list(TABLES), ids=list(TABLES))
+def engines(
+    request: pytest.FixtureRequest, spark: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engines]:
+    table = TABLES[request.param]
+    users_dir = tmp_path_factory.mktemp("audience-fuzz") / "users"
+    write_users(users_dir, table.rows, table.arrow_schema)
+    running = Engines(spark, users_dir, table)
     yield running
     running.duck.disconnect()
 
@@ -334,6 +411,8 @@ def check_filters(engines: Engines, texts: list[str]) -> None:
     for text in texts:
         try:
             checked = parse_filter(text)
+            if checked is not None:  # refused for these stored types: also a refusal
+                for_stored(checked, engines.table.stored)
         except AudienceFilterError:
             continue
         if checked is None:
@@ -346,7 +425,7 @@ def check_filters(engines: Engines, texts: list[str]) -> None:
         return
     spark_rows, sql_errors = engines.spark_rows(accepted)
     for i, checked in enumerate(accepted):
-        expected = reference(checked)
+        expected = reference(checked, engines.table)
         context = f"filter {checked.text!r} (checked: {checked.sql})"
         assert sql_errors[i] is None, f"Spark SQL cannot read accepted {context}: {sql_errors[i]}"
         assert spark_rows[i] == expected, f"Spark Column differs for {context}"

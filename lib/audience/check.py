@@ -1,45 +1,31 @@
-"""Audience filters: parse a marketer's condition, check it against an allowlist, compile it.
+"""Parse a marketer's filter text, check it against the allowlist, build the checked tree.
 
-A campaign's ``audience_filter`` is a SQL-like condition such as ``country='US' AND age > 25``.
-Handing that text to ``DataFrame.filter(str)``, ``expr()`` or ``spark.sql()`` would let anyone
-who can create a campaign run any Spark SQL, up to OS commands via ``TRANSFORM ... USING``.
-So the text is parsed with sqlglot (Spark dialect) and checked against an allowlist: known user
-columns, literals, comparisons, ``IN``, ``BETWEEN``, ``LIKE``, ``IS [NOT] NULL`` and
-``AND/OR/NOT``. What passes becomes a tiny typed tree of our own (:class:`Condition`), which is
-compiled to a PySpark ``Column`` or an Ibis expression by building the expression objects
-directly: the user's text never reaches a SQL parser again.
-
-The rule is *represented faithfully, or refused*: a filter is accepted only when every engine
-(the Spark Column, the Ibis/DuckDB expression, and Spark SQL reading the same text) selects the
-same users. So the checker
-
-- walks sqlglot's tree exhaustively: for every node type it accepts, each argument sqlglot may
-  set is either represented or refused when set (:data:`NODE_ARGS`);
-- also checks the tokens, because sqlglot's parser drops things a tree cannot show (a unary
-  ``+``, ``IS UNKNOWN`` read as ``IS NULL``, ``ISNULL``, ``NOT NULL``) and comments it reads
-  differently from Spark (nested ``/* */``);
-- refuses backslashes anywhere (Spark SQL reads ``'\\u0055S'`` as ``US``, the others do not)
-  and adjacent quoted strings (Spark reads ``'it''s'`` as ``it's``, sqlglot as ``its``);
-- types numeric literals the way Spark SQL does (whole numbers are exact, ``1.5`` is an exact
-  decimal, ``1e3`` is a double) and folds signs and parentheses exactly.
-
-NaN policy: in a float column NaN is treated as NULL by every compiled filter (a filter never
-selects a NaN row unless it asks for ``IS NULL``); ``±inf`` and ``-0.0`` are ordinary values.
+See :mod:`lib.audience` for the rules (represented faithfully, or refused).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from lib import schema
+from lib.audience.tree import (
+    And,
+    AudienceFilter,
+    Between,
+    Compare,
+    ComparisonOp,
+    Condition,
+    InList,
+    IsNull,
+    Like,
+    Not,
+    Or,
+    Value,
+)
 from lib.errors import AudienceFilterError
-
-if TYPE_CHECKING:
-    from pyspark.sql import Column
 
 __all__ = [
     "MAX_CONDITIONS",
@@ -48,14 +34,7 @@ __all__ = [
     "MAX_IN_VALUES",
     "MAX_NODES",
     "NODE_ARGS",
-    "AudienceFilter",
-    "AudiencePreview",
-    "Condition",
     "parse_filter",
-    "preview_audience",
-    "preview_parquet",
-    "to_ibis",
-    "to_spark_column",
 ]
 
 MAX_FILTER_LENGTH = 2_000  # characters
@@ -68,9 +47,6 @@ MAX_IN_VALUES = 200  # literals in one IN (...) list
 MAX_DEPTH = 30
 MAX_DECIMAL_DIGITS = 38  # Spark SQL refuses longer integer and decimal literals
 INT64 = (-(2**63), 2**63 - 1)
-
-Value = int | float | str
-ComparisonOp = Literal["=", "!=", "<", "<=", ">", ">="]
 
 # For every sqlglot node class the checker accepts (by class name): the arguments the checked
 # tree represents, and the arguments refused when set, with the reason. Each key of the class's
@@ -160,87 +136,6 @@ _ENDS_A_VALUE = (["NUMBER"], ["STRING"], ["R_PAREN"], ["VAR"], ["IDENTIFIER"])
 _STARTS_A_VALUE = (["NUMBER"], ["STRING"], ["L_PAREN"], ["PLUS"], ["DASH"], ["VAR"], ["IDENTIFIER"])
 
 
-# ---- the checked condition tree -------------------------------------------------------------
-@dataclass(frozen=True)
-class Compare:
-    """``column op value``."""
-
-    column: str
-    op: ComparisonOp
-    value: Value
-
-
-@dataclass(frozen=True)
-class InList:
-    """``column IN (values...)``."""
-
-    column: str
-    values: tuple[Value, ...]
-
-
-@dataclass(frozen=True)
-class Between:
-    """``column BETWEEN low AND high`` (inclusive; empty when low > high)."""
-
-    column: str
-    low: Value
-    high: Value
-
-
-@dataclass(frozen=True)
-class Like:
-    """``column LIKE pattern`` (``%`` any run, ``_`` one character; no escapes)."""
-
-    column: str
-    pattern: str
-
-
-@dataclass(frozen=True)
-class IsNull:
-    """``column IS NULL`` (NaN counts as NULL in a float column)."""
-
-    column: str
-
-
-@dataclass(frozen=True)
-class And:
-    """All operands hold (a flat chain: ``a AND b AND c`` is one node)."""
-
-    operands: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class Or:
-    """Any operand holds (a flat chain)."""
-
-    operands: tuple[Condition, ...]
-
-
-@dataclass(frozen=True)
-class Not:
-    """The operand does not hold (SQL three-valued: NOT NULL is NULL)."""
-
-    operand: Condition
-
-
-Condition = Compare | InList | Between | Like | IsNull | And | Or | Not
-
-
-@dataclass(frozen=True)
-class AudienceFilter:
-    """A validated filter: the original text, the checked tree and the columns it reads."""
-
-    text: str
-    condition: Condition
-    columns: frozenset[str]
-    float_columns: frozenset[str] = frozenset()  # where NaN is read as NULL
-
-    @property
-    def sql(self) -> str:
-        """A canonical rendering of the condition (for logs and documentation)."""
-        return _render(self.condition)
-
-
 # ---- parsing and checking ------------------------------------------------------------------
 def parse_filter(
     text: str | None, columns: Mapping[str, schema.ColumnKind] = schema.AUDIENCE_COLUMNS
@@ -313,12 +208,7 @@ def _parse(text: str, columns: Mapping[str, schema.ColumnKind]) -> AudienceFilte
     checker = _Checker(columns)
     condition = checker.condition(tree, depth=0)
     _check_tokens(tokens, checker.columns)
-    return AudienceFilter(
-        text=text,
-        condition=condition,
-        columns=frozenset(checker.used),
-        float_columns=frozenset(name for name in checker.used if columns[name] == "float"),
-    )
+    return AudienceFilter(text=text, condition=condition, columns=frozenset(checker.used))
 
 
 def _first_line(err: Exception) -> str:
@@ -393,11 +283,30 @@ def _check_tokens(tokens: Sequence[Any], columns: Mapping[str, Any]) -> None:
                 "a list needs a value between every two commas, and none may start or end "
                 "with a comma: write age IN (25, 30)"
             )
+        if kind == "BETWEEN" and not _one_literal_then_and(kinds, index + 1):
+            # sqlglot reads `age BETWEEN 1 2` without its AND; Spark's parser refuses it.
+            raise AudienceFilterError("write BETWEEN as: column BETWEEN low AND high")
         if kind == "NULL":
             # Only IS NULL / IS NOT NULL: sqlglot also reads `age NOT NULL` as IS NOT NULL.
             before = kinds[max(0, index - 2) : index]
             if not (before[-1:] == ["IS"] or before == ["IS", "NOT"]):
                 raise AudienceFilterError("NULL is only allowed in IS NULL and IS NOT NULL")
+
+
+_LITERAL_PARTS = frozenset({"PLUS", "DASH", "L_PAREN", "R_PAREN"})
+
+
+def _one_literal_then_and(kinds: Sequence[str], start: int) -> bool:
+    """False when ``kinds[start:]`` holds two literals before the next AND (the AND was left
+    out); anything else is for the parser and the other checks to judge."""
+    values = 0
+    for kind in kinds[start:]:
+        if kind == "AND" or kind not in _LITERAL_PARTS | {"NUMBER", "STRING"}:
+            return True
+        values += kind in ("NUMBER", "STRING")
+        if values == 2:
+            return False
+    return True
 
 
 class _Checker:
@@ -572,7 +481,7 @@ class _Checker:
         return _number(str(node.this), minus, column, kind)
 
 
-def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> int | float:
+def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> Value:
     """The value Spark SQL gives the literal ``text`` under ``minus`` negations, exactly.
 
     Spark types ``30`` as INT/BIGINT (a larger whole number as DECIMAL), ``1.5`` as an exact
@@ -607,12 +516,16 @@ def _number(text: str, minus: int, column: str, kind: schema.ColumnKind) -> int 
         if not INT64[0] <= value <= INT64[1]:
             raise AudienceFilterError(f"{value} is out of range for '{column}'")
         return value
-    # A float column: Spark compares in double. Decimal -> float rounds correctly, as Spark's
-    # BigDecimal.doubleValue and Double.parseDouble do.
-    as_float = float(number)
+    # A float column: the literal keeps the type Spark SQL gives it (an exact whole number or
+    # decimal, or a DOUBLE), because how it compares depends on how the data is stored
+    # (lib.audience.stored): exactly against an integer or decimal column, in double against
+    # a floating-point one.
+    as_float = float(number)  # rounds correctly, as Spark's BigDecimal.doubleValue does
     if as_float != as_float or as_float in (float("inf"), float("-inf")):
         raise AudienceFilterError(f"'{text}' is not a finite number")
-    return as_float + 0.0  # -0.0 becomes 0.0: the two are equal everywhere, keep one
+    if exponent:
+        return as_float + 0.0  # -0.0 becomes 0.0: the two are equal everywhere, keep one
+    return int(number) if whole else number
 
 
 _ADJACENT_STRINGS = (
@@ -667,164 +580,3 @@ _FLIPPED: dict[ComparisonOp, ComparisonOp] = {
     ">": "<",
     ">=": "<=",
 }
-
-
-def _render(condition: Condition) -> str:
-    """Canonical text, which parses back to the same condition."""
-
-    def value(v: Value) -> str:
-        if isinstance(v, str):  # no escapes exist: quote with the quote the text lacks
-            return f'"{v}"' if "'" in v else f"'{v}'"
-        return repr(v)
-
-    match condition:
-        case Compare(column, op, v):
-            return f"{column} {op} {value(v)}"
-        case InList(column, values):
-            return f"{column} IN ({', '.join(value(v) for v in values)})"
-        case Between(column, low, high):
-            return f"{column} BETWEEN {value(low)} AND {value(high)}"
-        case Like(column, pattern):
-            return f"{column} LIKE {value(pattern)}"
-        case IsNull(column):
-            return f"{column} IS NULL"
-        case And(operands):
-            return "(" + " AND ".join(_render(o) for o in operands) + ")"
-        case Or(operands):
-            return "(" + " OR ".join(_render(o) for o in operands) + ")"
-        case Not(operand):
-            return f"NOT ({_render(operand)})"
-    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
-
-
-# ---- compilers -----------------------------------------------------------------------------
-def _balanced(items: Sequence[Any], combine: Callable[[Any, Any], Any]) -> Any:
-    """Combine ``items`` pairwise as a balanced tree: depth log2(n), not n (engines recurse)."""
-    if len(items) == 1:
-        return items[0]
-    middle = len(items) // 2
-    return combine(_balanced(items[:middle], combine), _balanced(items[middle:], combine))
-
-
-def _build(
-    condition: Condition, column: Callable[[str], Any], is_null: Callable[[Any], Any]
-) -> Any:
-    """Build ``condition`` from a backend's column objects, which share the operator protocol
-    (==, <, ``isin``, ``between``, ``like``, &, |, ~); only column lookup and the null test
-    differ between PySpark and Ibis."""
-    match condition:
-        case Compare(name, op, value):
-            col = column(name)
-            return {
-                "=": lambda: col == value,
-                "!=": lambda: col != value,
-                "<": lambda: col < value,
-                "<=": lambda: col <= value,
-                ">": lambda: col > value,
-                ">=": lambda: col >= value,
-            }[op]()
-        case InList(name, values):
-            return column(name).isin(list(values))
-        case Between(name, low, high):
-            return column(name).between(low, high)
-        case Like(name, pattern):
-            return column(name).like(pattern)
-        case IsNull(name):
-            return is_null(column(name))
-        case And(operands):
-            parts = [_build(o, column, is_null) for o in operands]
-            return _balanced(parts, lambda a, b: a & b)
-        case Or(operands):
-            parts = [_build(o, column, is_null) for o in operands]
-            return _balanced(parts, lambda a, b: a | b)
-        case Not(operand):
-            return ~_build(operand, column, is_null)
-    raise TypeError(f"not a condition: {condition!r}")  # pragma: no cover
-
-
-def to_spark_column(audience: AudienceFilter | None, functions: Any = None) -> Column:
-    """Build the filter as a PySpark Column from expression objects (no SQL text involved).
-
-    ``functions`` is the pyspark functions module to build with (lib.spark.functions_for:
-    classic or Spark Connect); by default pyspark's own choice for this process.
-    """
-    if functions is None:
-        from pyspark.sql import functions
-    F = functions
-
-    if audience is None:
-        return F.lit(True)
-
-    def column(name: str) -> Column:
-        if name in audience.float_columns:  # the NaN policy: NaN is NULL
-            return F.nanvl(F.col(name), F.lit(None).cast("double"))
-        return F.col(name)
-
-    return _build(audience.condition, column, lambda col: col.isNull())
-
-
-def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
-    """Build the filter as an Ibis boolean expression over ``table`` (DuckDB, PySpark, ...)."""
-    import ibis
-
-    if audience is None:
-        return ibis.literal(True)
-
-    def column(name: str) -> Any:
-        if name in audience.float_columns:  # the NaN policy: NaN is NULL
-            return table[name].isnan().ifelse(ibis.null("float64"), table[name])
-        return table[name]
-
-    return _build(audience.condition, column, lambda col: col.isnull())
-
-
-# ---- audience preview (Ibis) ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class AudiencePreview:
-    """How many users a filter selects, their share, and a few of them."""
-
-    total_users: int
-    matching_users: int
-    share: float
-    sample: list[dict[str, Any]]
-
-
-def preview_audience(
-    audience: AudienceFilter | None, users: Any, sample_size: int = 5
-) -> AudiencePreview:
-    """Count (and sample) the users a filter selects, on any Ibis table of users.
-
-    ``users`` is an Ibis table: DuckDB over the Parquet file for the API's instant preview,
-    or the PySpark backend over the same data at scale. The expression is the same one the
-    scoring job builds for Spark, so the counts agree.
-    """
-    import ibis
-
-    if audience is None:
-        matching = users
-        total = hits = int(users.count().execute())
-    else:
-        condition = to_ibis(audience, users)
-        matching = users.filter(condition)
-        # Both counts in one scan: a conditional sum rather than a second query.
-        counts = users.aggregate(total=users.count(), hits=condition.ifelse(1, 0).sum()).execute()
-        total = int(counts["total"].iloc[0])
-        hits = int(counts["hits"].fillna(0).iloc[0])
-    sample: list[dict[str, Any]] = []
-    if sample_size > 0 and hits:
-        rows = matching.order_by(ibis.asc(schema.USER_ID)).limit(sample_size).to_pyarrow()
-        sample = rows.to_pylist()
-    return AudiencePreview(total, hits, hits / total if total else 0.0, sample)
-
-
-def preview_parquet(
-    audience: AudienceFilter | None, users_path: str | Any, sample_size: int = 5
-) -> AudiencePreview:
-    """:func:`preview_audience` with DuckDB over a users Parquet file (fast, no Spark)."""
-    import ibis
-
-    con = ibis.duckdb.connect()
-    try:
-        return preview_audience(audience, con.read_parquet(str(users_path)), sample_size)
-    finally:
-        con.disconnect()
