@@ -490,6 +490,25 @@ def test_categorical_country_and_decimal_monetary_are_scored_like_the_plain_inpu
     assert np.max(np.abs(out[schema.SCORE].to_numpy() - truth)) <= 1e-9
 
 
+def test_an_int64_monetary_is_filtered_exactly_like_spark_sql_reads_the_filter(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    # The report: monetary stored as int64 was cast to double, so `= 9007199254740993`
+    # selected both 2^53 and 2^53 + 1; Spark SQL on the bigint column selects one.
+    users = pd.read_parquet(project.users).head(4)
+    table = pa.Table.from_pandas(users, preserve_index=False)
+    big = pa.array([2**53, 2**53 + 1, 2**53 + 1, 7], pa.int64())
+    table = table.set_column(table.schema.get_field_index("monetary"), "monetary", big)
+    pq.write_table(table, tmp_path / "u.parquet")
+    text = "monetary = 9007199254740993 OR monetary BETWEEN 6.5 AND 7"
+    campaign_id = project.create_campaign("int64 monetary", text)
+    run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+    selected = sorted(pd.read_parquet(tmp_path / "out.parquet")[schema.USER_ID])
+    by_spark_sql = spark.read.parquet(str(tmp_path / "u.parquet")).filter(text)
+    assert selected == sorted(row.user_id for row in by_spark_sql.collect())
+    assert selected == sorted(users[schema.USER_ID].iloc[1:4])
+
+
 def test_heartbeat_keeps_a_running_run_fresh(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
