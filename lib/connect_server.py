@@ -143,9 +143,10 @@ class ConnectServer:
     def command(self) -> list[str]:
         import pyspark
 
-        from lib.spark import server_conf
+        from lib.spark import LOCAL_AUTH_CONF, is_local_master, server_conf
 
         spark_home = Path(pyspark.__file__).parent
+        master = self.settings.spark_master or "local[*]"
         args = [
             str(spark_home / "bin" / "spark-submit"),
             "--class",
@@ -153,9 +154,10 @@ class ConnectServer:
             "--name",
             "Spark Connect server (spark-ml-pipeline)",
             "--master",
-            self.settings.spark_master or "local[*]",
+            master,
         ]
         conf = {
+            **(LOCAL_AUTH_CONF if is_local_master(master) else {}),  # Spark's internal ports
             **server_conf(self.settings),
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),

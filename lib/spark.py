@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 __all__ = [
+    "LOCAL_AUTH_CONF",
     "SECURITY_CONF",
     "build_spark",
     "class_cache_options",
     "connect_spark",
     "functions_for",
+    "is_local_master",
     "is_remote",
     "record_class_cache",
     "resolve_master",
@@ -43,6 +45,23 @@ SECURITY_CONF: dict[str, str] = {
     "spark.sql.restrictedMode.enabled": "true",  # no reflect/java_method/TRANSFORM
     "spark.sql.runSQLOnFiles": "false",  # no parquet.`/any/path` table references
 }
+
+
+# Spark's own ports (the driver's RPC and block manager) also listen on 127.0.0.1 and answer
+# any local user unless authenticated: the Connect token protects one door of several. With
+# a local master Spark generates a fresh secret in the JVM at every start (SecurityManager:
+# never on a command line, never in a file) and refuses a peer that cannot prove it (SASL).
+# RPC encryption (spark.network.crypto.enabled) is left off: in Spark 4.3 it breaks the
+# Connect server's tasks (RemoteClassLoaderError when an executor loads a class from the
+# driver), and in local mode nothing but refused peers crosses those channels. A cluster
+# master (standalone, Kubernetes, YARN) needs a secret its deployment hands out to every
+# node, so this is set for local masters only.
+LOCAL_AUTH_CONF: dict[str, str] = {"spark.authenticate": "true"}
+
+
+def is_local_master(master: str | None) -> bool:
+    """``local``, ``local[N]``, ``local[*]``, ``local[N, F]``: one JVM on this machine."""
+    return master is not None and (master == "local" or master.startswith("local["))
 
 
 def _java_version() -> str:
@@ -364,6 +383,8 @@ def build_spark(
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
     conf = {**server_conf(settings, ui=ui), **(extra_conf or {})}
+    if is_local_master(master):
+        conf = {**LOCAL_AUTH_CONF, **conf}
     if local:
         options = class_cache_options(settings)
         if options:
