@@ -71,6 +71,18 @@ class AudienceFilterError(PipelineError):
     exit_code = 7
 
 
+class StorageError(PipelineError):
+    """Writing failed for a reason of the storage: no space left, quota, permission."""
+
+    exit_code = 8
+
+
+class SparkFailureError(PipelineError):
+    """Spark lost what the job ran on: an executor, the Connect server, the JVM, memory."""
+
+    exit_code = 9
+
+
 class JobInterruptedError(PipelineError):
     """The job was stopped by a signal (SIGTERM from a scheduler, ``kubectl delete``)."""
 

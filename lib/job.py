@@ -25,6 +25,7 @@ from lib.api_client import Campaign, ConfigApiClient
 from lib.audience import AudienceFilter, parse_filter
 from lib.contract import HEARTBEAT_SECONDS
 from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
+from lib.failures import known_failure
 from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
 from lib.settings import get_settings
@@ -110,11 +111,13 @@ class Timer:
 
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
+        self.current: str | None = None  # the stage started last (a failure's "while ...")
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         if STOP_REQUESTED.is_set():  # a stop asked for between stages takes effect here
             raise JobInterruptedError("stopped by signal SIGTERM")
+        self.current = name
         started = time.perf_counter()
         try:
             yield
@@ -159,9 +162,22 @@ class JobResult:
 
 
 def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
-    """Score one campaign's audience with ``engine`` and record the run; see the module doc."""
+    """Score one campaign's audience with ``engine`` and record the run; see the module doc.
+
+    A failure of the storage or of Spark (lib.failures) becomes one PipelineError line,
+    also before the run record exists (a full disk refusing the lock file)."""
     echo = escaping(echo)  # names, filters and paths are user text: shown, never obeyed
     timer = Timer()
+    try:
+        return _run_job(spec, engine, echo, timer)
+    except Exception as err:
+        known = None if isinstance(err, PipelineError) else _known(err, timer)
+        if known is None:
+            raise
+        raise known from None
+
+
+def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResult:
     sink = sink_for(spec.output_path, spec.campaign_id)
     sink.check(spec.input_path)  # someone else's data, or the input itself: refuse now
 
@@ -181,13 +197,16 @@ def run_job(spec: JobSpec, engine: Engine, echo: Echo = print) -> JobResult:
                 stats = engine.score(task, echo, timer)
         except BaseException as err:
             stopped = _stop_reason(err)
-            if isinstance(err, PipelineError):
-                message = str(err)
+            known = None if stopped or isinstance(err, PipelineError) else _known(err, timer)
+            if isinstance(err, PipelineError) or known is not None:
+                message = str(known or err)
             else:
                 message = stopped or f"{type(err).__name__}: {err}"
             _record(spec, run.id, status="failed", finished_at=_now(), error_message=message)
             if stopped and not isinstance(err, JobInterruptedError):
                 raise JobInterruptedError(stopped) from None
+            if known is not None:  # one line, the traceback in the log file it names
+                raise known from None
             raise
     _record(
         spec,
@@ -293,6 +312,16 @@ class _Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+def _known(err: BaseException, timer: Timer) -> PipelineError | None:
+    """A failure of the storage or of Spark a user can meet (lib.failures), or None."""
+    if not isinstance(err, Exception):
+        return None
+    doing = {"write": "writing the predictions", "read": "reading the users"}.get(
+        timer.current or "", f"the job ({timer.current or 'starting'})"
+    )
+    return known_failure(err, doing=doing, log_dir=get_settings().logs_dir)
 
 
 def _stop_reason(err: BaseException) -> str | None:

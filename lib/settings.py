@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         """Executed notebooks and HTML reports of scoring runs."""
         return self.output_dir / "runs"
 
+    @property
+    def logs_dir(self) -> Path:
+        """Logs a one-line error points to: job failures, the JVM's own, servers."""
+        return self.output_dir / "logs"
+
     def prediction_path(self, campaign_id: int) -> Path:
         """Where the job writes a campaign's predictions (the seed's file name)."""
         return self.output_dir / f"predictions_campaign_{campaign_id}.parquet"

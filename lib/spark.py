@@ -389,6 +389,12 @@ def build_spark(
         options = class_cache_options(settings)
         if options:
             conf["spark.driver.extraJavaOptions"] += f" {options}"
+    if "spark.driver.extraJavaOptions" in conf and settings.pyspark_gateway_port is None:
+        # The JVM's error log in a file (lib/log4j2.properties); a job's one-line error
+        # points there. Not under spark-submit: that JVM is already running.
+        jvm_log = settings.logs_dir / "spark-jvm.log"
+        jvm_log.parent.mkdir(parents=True, exist_ok=True)
+        conf["spark.driver.extraJavaOptions"] += f" -Dspark_ml_pipeline.jvm_log={jvm_log}"
     else:  # a cluster: its own addresses and partitioning
         for key in (
             "spark.driver.host",

@@ -196,6 +196,11 @@ def _input_errors(source: str) -> Iterator[None]:
         raise
     except Exception as err:
         text = str(err)
+        if "FILE_NOT_EXIST" in text or "FileNotFoundException" in text:
+            raise InvalidInputError(
+                f"cannot read input {source}: it changed or disappeared while the job read it "
+                "(a file Spark listed is gone: run the job again once the input is complete)"
+            ) from None
         if not any(marker in text for marker in _READ_FAILURES):
             raise
         lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -24,7 +24,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import job, predict, schema
-from lib.errors import AudienceFilterError, CampaignInactiveError, InvalidInputError, ModelError
+from lib.errors import (
+    AudienceFilterError,
+    CampaignInactiveError,
+    InvalidInputError,
+    ModelError,
+    StorageError,
+)
 from lib.inputs import check_local_input
 from lib.registry import load_model
 from lib.settings import PROJECT_ROOT
@@ -145,13 +151,65 @@ def test_crash_while_writing_keeps_the_previous_output(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(LocalTarget, "publish", crash_after_partial_write)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(StorageError, match="writing the predictions failed: no space left"):
         run(project, spark, campaign_id)
     pd.testing.assert_frame_equal(pd.read_parquet(project.output(campaign_id)), before)
     staging = project.output(campaign_id).parent / f".{project.output(campaign_id).name}.staging"
     assert list(staging.iterdir()) == []
     failed = last_run(project, campaign_id)
-    assert failed.status == "failed" and "No space left" in failed.error_message
+    assert failed.status == "failed" and "no space left" in failed.error_message
+    assert "\n" not in failed.error_message and "Traceback" not in failed.error_message
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 KiB tmpfs: a real full disk for the output (root only, as in CI)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_during_the_write_is_one_line_with_the_details_in_a_log(
+    project: Project, tiny_disk: Path
+) -> None:
+    # The report: a Python traceback, a JVM stack trace and exit 1, and the run record's
+    # error_message held the stack trace. Now: exit 8, one line naming the log file.
+    campaign_id = project.create_campaign("full disk", None)
+    target = tiny_disk / "predictions.parquet"
+    out = cli(project, "--campaign-id", str(campaign_id), "--output", str(target))  # classic
+    assert_one_line_failure(out, 8, "writing the predictions failed: no space left")
+    log = Path(out.stderr.split("details in ", 1)[1].split(")", 1)[0])
+    assert "No space left on device" in log.read_text()
+    failed = last_run(project, campaign_id)
+    assert failed.status == "failed" and failed.error_message.startswith("writing the predictions")
+    assert "\tat " not in failed.error_message and len(failed.error_message) < 400
+    assert not any(tiny_disk.glob("**/*.parquet"))  # no partial output was published
+
+
+def test_an_input_deleted_while_the_job_reads_it_is_one_line(
+    project: Project, spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lib.spark_engine
+
+    users = tmp_path / "users.parquet"
+    shutil.copy(project.users, users)
+    check = lib.spark_engine.check_input_columns
+
+    def check_then_delete(frame, needed) -> None:  # the file goes after Spark listed it
+        check(frame, needed)
+        users.unlink()
+
+    monkeypatch.setattr(lib.spark_engine, "check_input_columns", check_then_delete)
+    campaign_id = project.create_campaign("vanishing input", "age > 30")
+    with pytest.raises(InvalidInputError, match="changed or disappeared while the job read it"):
+        run_on(project, spark, campaign_id, users, tmp_path / "out.parquet")
+    assert last_run(project, campaign_id).status == "failed"
 
 
 def test_leftovers_of_a_killed_run_do_not_disturb_readers(project: Project, spark) -> None:
@@ -248,9 +306,13 @@ def start_job(project: Project, *args: str) -> subprocess.Popen[str]:
 
 def assert_one_line_failure(out, code: int, message: str) -> None:
     assert out.returncode == code, (out.returncode, out.stderr)
-    errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
-    assert len(errors) == 1 and message in errors[0], out.stderr
-    assert "Traceback" not in out.stderr
+    assert_one_line_failure_text(out.stderr, message)
+
+
+def assert_one_line_failure_text(stderr: str, message: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("❌")]
+    assert len(errors) == 1 and message in errors[0], stderr
+    assert "Traceback" not in stderr and "\tat " not in stderr and "Exception" not in stderr
 
 
 @pytest.fixture
