@@ -124,11 +124,45 @@ def _cmdline(pid: int) -> str:
 
 
 def up() -> int:
+    """Start both services, or neither: a failure stops what this call started, and says so.
+
+    Both ports are checked first (a port held by a program we did not start fails before
+    anything starts); a server that then fails to come up (a JVM that exits, a timeout)
+    stops the other one this call had started. What was already running stays running.
+    """
     api, spark = ApiService(), ConnectServer()
-    api_pid = api.start()
-    print(f"✅ Config API on {api.url} (docs: {api.url}/docs; pid {api_pid}, log {api.log_path})")
-    spark_pid = spark.start()
-    print(f"✅ Spark Connect on {connect_url(spark.port)} (pid {spark_pid}, log {spark.log_path})")
+    api_running = api._pid() is not None and api.healthy()
+    if not api_running and not port_is_free(api.port):
+        raise PipelineError(
+            f"port {api.port} is in use by a program `make up` did not start (another "
+            "checkout's API?); stop it, or set API_PORT to another port; nothing was started"
+        )
+    try:
+        spark_running = spark.running_pid() is not None  # raises if another program has it
+    except PipelineError as err:
+        raise PipelineError(f"{err}; nothing was started") from None
+    started: list[tuple[str, ApiService | ConnectServer]] = []
+    try:
+        api_pid = api.start()
+        if not api_running:
+            started.append(("the config API", api))
+        shown = f"docs: {api.url}/docs; pid {api_pid}, log {api.log_path}"
+        print(f"✅ Config API on {api.url} ({shown})")
+        spark_pid = spark.start()
+        if not spark_running:
+            started.append(("Spark Connect", spark))
+        shown = f"pid {spark_pid}, log {spark.log_path}"
+        print(f"✅ Spark Connect on {connect_url(spark.port)} ({shown})")
+    except (PipelineError, KeyboardInterrupt) as err:
+        for _, service in reversed(started):
+            service.stop()
+        undone = " and ".join(name for name, _ in started)
+        why = str(err) if isinstance(err, PipelineError) else "interrupted"
+        raise PipelineError(
+            f"{why}; stopped what this `make up` had started ({undone})"
+            if undone
+            else f"{why}; nothing was started"
+        ) from None
     print("   notebooks (make lab) and make score use both; `make down` stops them")
     return 0
 

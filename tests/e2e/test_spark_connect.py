@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import psutil
 import pytest
 
 from lib import predict, schema
+from lib.api_server import port_is_free
 from lib.connect_server import ConnectServer, ConnectServerError, connect_url
 from lib.errors import InvalidInputError
 from lib.settings import PROJECT_ROOT, Settings
@@ -251,6 +253,60 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
     finally:
         bystander.kill()
         services("down")
+
+
+def _services(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lib.services", action],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def _services_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    from lib.api_server import free_port
+
+    return {
+        **os.environ,
+        "CACHE_DIR": str(tmp_path / "cache"),
+        "DATA_DIR": str(tmp_path / "data"),
+        "OUTPUT_DIR": str(tmp_path / "output"),
+        "API_PORT": str(free_port()),
+        "SPARK_CONNECT_PORT": str(free_port()),
+        "SPARK_MASTER": "local[1]",
+        **extra,
+    }
+
+
+def test_make_up_with_the_spark_port_taken_starts_nothing(tmp_path: Path) -> None:
+    # The report: `up` said the Connect port was taken, but the API it had started stayed up.
+    env = _services_env(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["SPARK_CONNECT_PORT"])))
+        squatter.listen()
+        out = _services("up", env)
+    assert out.returncode != 0
+    errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
+    assert len(errors) == 1 and "nothing was started" in errors[0], out.stderr
+    assert port_is_free(int(env["API_PORT"]))
+    assert _services("status", env).returncode == 1
+
+
+def test_make_up_stops_the_api_it_started_when_spark_fails_to_start(tmp_path: Path) -> None:
+    env = _services_env(tmp_path, SPARK_DRIVER_MEMORY="1x")  # the JVM refuses to start
+    try:
+        out = _services("up", env)
+        assert out.returncode != 0
+        errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
+        assert len(errors) == 1, out.stderr
+        assert "stopped what this `make up` had started (the config API)" in errors[0]
+        assert port_is_free(int(env["API_PORT"]))
+        assert not (tmp_path / "cache" / "services" / f"api-{env['API_PORT']}.json").exists()
+    finally:
+        _services("down", env)
 
 
 def test_the_projects_client_finds_the_token_and_dials_loopback_itself(
