@@ -212,7 +212,7 @@ def _in_list(name: str, values: tuple[Value, ...], typ: StoredType) -> Condition
         _check_decimal_digits(name, typ, values)
     parts: list[Condition] = []
     for value in values:
-        number = float(value) if in_double else value  # type: ignore[arg-type]
+        number = float(value) if in_double else value
         bounds = (
             _double_bounds(number, typ)
             if isinstance(number, float)
@@ -231,7 +231,7 @@ def _in_list(name: str, values: tuple[Value, ...], typ: StoredType) -> Condition
     ranges = [p for p in parts if not isinstance(p, Compare)]
     listed: list[Condition] = []
     if singles:
-        values_in = tuple(dict.fromkeys(p.value for p in singles))  # type: ignore[union-attr]
+        values_in = tuple(dict.fromkeys(p.value for p in singles))
         listed.append(InList(name, values_in))
     listed.extend(ranges)
     return listed[0] if len(listed) == 1 else Or(tuple(listed))
@@ -335,7 +335,7 @@ def _value(k: int, typ: StoredType) -> int | Decimal:
 
 def _as_double(value: Value) -> float:
     """The double Spark converts a literal to (correctly rounded), +0.0 for -0.0."""
-    return float(value) + 0.0  # type: ignore[arg-type]
+    return float(value) + 0.0
 
 
 def _check_decimal_digits(name: str, typ: StoredType, literals: Any) -> None:
