@@ -29,6 +29,7 @@ __all__ = [
     "SECURITY_CONF",
     "build_spark",
     "class_cache_options",
+    "classic_conf",
     "connect_spark",
     "functions_for",
     "is_local_master",
@@ -350,6 +351,38 @@ def _without_spark_remote() -> Iterator[None]:
             os.environ["SPARK_REMOTE"] = saved
 
 
+def classic_conf(
+    master: str | None,
+    settings: Settings,
+    *,
+    ui: bool = False,
+    extra_conf: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The settings of a classic session on ``master`` (None: spark-submit's own)."""
+    local = master is not None and master.startswith("local")
+    conf = {**server_conf(settings, ui=ui), **(extra_conf or {})}
+    if is_local_master(master):
+        conf = {**LOCAL_AUTH_CONF, **conf}
+    if local:
+        options = class_cache_options(settings)
+        if options:
+            conf["spark.driver.extraJavaOptions"] += f" {options}"
+    else:  # a cluster: its own addresses and partitioning
+        for key in (
+            "spark.driver.host",
+            "spark.driver.bindAddress",
+            "spark.sql.shuffle.partitions",
+        ):
+            conf.pop(key, None)
+    if "spark.driver.extraJavaOptions" in conf and settings.pyspark_gateway_port is None:
+        # The JVM's error log in a file (lib/log4j2.properties); a job's one-line error
+        # points there. Not under spark-submit: that JVM is already running.
+        jvm_log = settings.logs_dir / "spark-jvm.log"
+        jvm_log.parent.mkdir(parents=True, exist_ok=True)
+        conf["spark.driver.extraJavaOptions"] += f" -Dspark_ml_pipeline.jvm_log={jvm_log}"
+    return conf
+
+
 def build_spark(
     app_name: str = "spark-ml-pipeline",
     master: str | None = None,
@@ -382,26 +415,7 @@ def build_spark(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
-    conf = {**server_conf(settings, ui=ui), **(extra_conf or {})}
-    if is_local_master(master):
-        conf = {**LOCAL_AUTH_CONF, **conf}
-    if local:
-        options = class_cache_options(settings)
-        if options:
-            conf["spark.driver.extraJavaOptions"] += f" {options}"
-    if "spark.driver.extraJavaOptions" in conf and settings.pyspark_gateway_port is None:
-        # The JVM's error log in a file (lib/log4j2.properties); a job's one-line error
-        # points there. Not under spark-submit: that JVM is already running.
-        jvm_log = settings.logs_dir / "spark-jvm.log"
-        jvm_log.parent.mkdir(parents=True, exist_ok=True)
-        conf["spark.driver.extraJavaOptions"] += f" -Dspark_ml_pipeline.jvm_log={jvm_log}"
-    else:  # a cluster: its own addresses and partitioning
-        for key in (
-            "spark.driver.host",
-            "spark.driver.bindAddress",
-            "spark.sql.shuffle.partitions",
-        ):
-            conf.pop(key, None)
+    conf = classic_conf(master, settings, ui=ui, extra_conf=extra_conf)
     with _without_spark_remote():  # pyspark checks it in master(), config() and getOrCreate()
         builder = SparkSession.builder.appName(app_name)
         if master is not None:
