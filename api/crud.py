@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.models import CampaignRow, RunRow, name_key, utcnow
-from api.run_states import check_run, finish_time, state_of
+from api.run_states import RunTransitionError, check_run, finish_time, state_of
 from api.schemas import CampaignCreate, CampaignUpdate, RunCreate, RunUpdate
 
 if TYPE_CHECKING:
@@ -209,9 +209,10 @@ def update_run(*, session: Session, db_run: RunRow, run_in: RunUpdate) -> RunRow
     """Apply the given fields; RunNotFoundError when the run was deleted since it was read,
     RunTransitionError when the change breaks the run state machine (api.run_states).
 
-    The run is read again under a row lock (PostgreSQL; SQLite serialises writers) in the
-    transaction that writes it, so two concurrent updates cannot both pass the check against
-    the same old state (succeeded by one, failed by the other).
+    The run is read again under a row lock (PostgreSQL) in the transaction that writes it,
+    and the UPDATE names the version it read (every database, SQLite included): two
+    concurrent updates cannot both pass the check against the same old state (succeeded by
+    one, failed by the other); the second gets RunTransitionError.
     started_at and heartbeat_at are stored as at most the server's current time."""
     run_id = db_run.id  # read now: a rollback expires every attribute
     now = utcnow()
@@ -226,9 +227,19 @@ def update_run(*, session: Session, db_run: RunRow, run_in: RunUpdate) -> RunRow
             check_run(before, {**before, **changes})
             for key, value in changes.items():
                 setattr(run, key, value)
-            session.flush()  # UPDATE ... WHERE id: no row matched raises StaleDataError
+            # UPDATE ... WHERE id AND version: no row matched raises StaleDataError.
+            session.flush()
     except StaleDataError as err:
+        if _run_exists(session, run_id):  # updated by someone else since it was checked
+            raise RunTransitionError(
+                "the run changed while this update was checked: read it again, then retry"
+            ) from err
         raise RunNotFoundError(run_id) from err
     except IntegrityError as err:
         raise ConstraintError(_violation(err)[1]) from err
     return run
+
+
+def _run_exists(session: Session, run_id: int) -> bool:
+    with session.begin():
+        return bool(session.scalar(select(exists().where(RunRow.id == run_id))))

@@ -21,11 +21,13 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from lib.contract import RUN_STATUSES
+from lib.text import without_ignorable
 
 # Named constraints make migrations reproducible, and batch mode on SQLite possible.
 NAMING_CONVENTION = {
@@ -44,12 +46,14 @@ def utcnow() -> datetime:
 def name_key(name: str) -> str:
     """What makes two campaign names the same: NFKC, case folded, runs of spaces as one.
 
-    `Dup`, `DUP`, the NFC and NFD forms of `Café` and a full-width `Ｄup` share a key. Stored
+    `Dup`, `DUP`, the NFC and NFD forms of `Café`, a full-width `Ｄup` and `Dup` followed by
+    a character that renders as nothing (a variation selector) share a key. Stored
     as its sha256 (64 characters): a name of 200 characters can grow 18-fold under NFKC, past
     what a PostgreSQL index entry holds. Migration 0003 keeps its own copy of this rule.
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return hashlib.sha256(" ".join(folded.split()).encode("utf-8")).hexdigest()
+    visible = without_ignorable(folded)  # `Dup` + a variation selector is still `Dup`
+    return hashlib.sha256(" ".join(visible.split()).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -235,5 +239,9 @@ class RunRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Last sign of life from the job (it PATCHes this every ~30 s while running).
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Optimistic concurrency: an UPDATE matches only the version it was checked against.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     campaign: Mapped[CampaignRow] = relationship(back_populates="runs")
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own protocol

@@ -32,8 +32,10 @@ def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
         return table[name]
 
     def literal(name: str, value: Any) -> Any:
-        if isinstance(value, Decimal):  # in the column's own decimal type
-            return ibis.literal(value, type=stored[name].name)
+        typ = stored.get(name)
+        if typ is not None and typ.kind == "exact" and not typ.is_integer:
+            # In the column's own decimal type (a bare int beyond int64 has no Ibis type).
+            return ibis.literal(Decimal(value), type=typ.name)
         return value
 
     return build(typed.condition, column, lambda col: col.isnull(), literal)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from lib.audience.stored import StoredType, for_stored, spark_stored_type
@@ -45,10 +44,11 @@ def to_spark_column(
         return F.col(name)
 
     def literal(name: str, value: Any) -> Any:
-        if isinstance(value, Decimal):
-            # In the column's own decimal type: Spark Connect would type a bare Decimal as
-            # DECIMAL(10, 0) and round it.
-            return F.lit(str(value)).cast(stored[name].name)
+        typ = stored.get(name)
+        if typ is not None and typ.kind == "exact" and not typ.is_integer:
+            # In the column's own decimal type: Spark Connect types a bare Decimal as
+            # DECIMAL(10, 0) (rounding it) and refuses an int beyond a long.
+            return F.lit(str(value)).cast(typ.name)
         return value
 
     return build(typed.condition, column, lambda col: col.isNull(), literal)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Literal
 
 from lib import schema
@@ -58,6 +58,9 @@ __all__ = [
 ]
 
 MAX_SPARK_DECIMAL_DIGITS = 38
+# Scaling by 10**scale must be exact: Python's default context keeps 28 digits, fewer than a
+# decimal(38, s) holds (and than a 38-digit literal times 10**38).
+_EXACT = Context(prec=200)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class StoredType:
     def is_float(self) -> bool:
         return self.kind == "float"
 
+    @property
+    def is_integer(self) -> bool:
+        return self.kind == "exact" and not self.name.startswith("decimal")
+
 
 def _integer(name: str, low: int, high: int, spark_digits: int) -> StoredType:
     return StoredType("exact", name, 0, spark_digits, low, high)
@@ -99,6 +106,7 @@ INT64 = _integer("int64", -(2**63), 2**63 - 1, 20)
 # Spark reads unsigned Parquet integers as the next wider signed type.
 UINT8, UINT16 = _integer("uint8", 0, 2**8 - 1, 5), _integer("uint16", 0, 2**16 - 1, 10)
 UINT32 = _integer("uint32", 0, 2**32 - 1, 20)
+UINT64 = _integer("uint64", 0, 2**64 - 1, 20)  # Spark reads it as DECIMAL(20, 0)
 
 
 def arrow_stored_type(typ: Any) -> StoredType:
@@ -109,7 +117,7 @@ def arrow_stored_type(typ: Any) -> StoredType:
         return arrow_stored_type(typ.value_type)
     if pa.types.is_integer(typ):
         signed = {8: INT8, 16: INT16, 32: INT32, 64: INT64}
-        unsigned = {8: UINT8, 16: UINT16, 32: UINT32}
+        unsigned = {8: UINT8, 16: UINT16, 32: UINT32, 64: UINT64}
         table = signed if pa.types.is_signed_integer(typ) else unsigned
         if typ.bit_width in table:
             return table[typ.bit_width]
@@ -282,7 +290,7 @@ def _on_grid(name: str, op: ComparisonOp, bounds: Bounds, typ: StoredType) -> Co
 
 def _exact_bounds(literal: Decimal, typ: StoredType) -> Bounds:
     """(first, last) for an exact literal: the grid points around ``literal * 10**scale``."""
-    scaled = literal.scaleb(typ.scale)
+    scaled = literal.scaleb(typ.scale, _EXACT)
     first = math.ceil(scaled)
     last = math.floor(scaled)
     return _clip(first, last, typ)
@@ -325,12 +333,13 @@ def _first(holds: Callable[[int], bool], typ: StoredType) -> int | None:
 def _to_double(typ: StoredType) -> Callable[[int], float]:
     if typ.scale == 0:
         return float  # int -> double, correctly rounded (Java's (double) long too)
-    return lambda k: float(Decimal(k).scaleb(-typ.scale))  # Spark: BigDecimal.doubleValue
+    return lambda k: float(Decimal(k).scaleb(-typ.scale, _EXACT))  # BigDecimal.doubleValue
 
 
 def _value(k: int, typ: StoredType) -> int | Decimal:
-    """The column-typed literal for grid point ``k``."""
-    return k if typ.scale == 0 else Decimal(k).scaleb(-typ.scale)
+    """The literal for grid point ``k``: an int for an integer column, a Decimal (compiled
+    in the column's own decimal type) for a decimal one, whatever its scale."""
+    return k if typ.is_integer else Decimal(k).scaleb(-typ.scale, _EXACT)
 
 
 def _as_double(value: Value) -> float:
@@ -360,10 +369,8 @@ def _check_decimal_digits(name: str, typ: StoredType, literals: Any) -> None:
 def _literal_digits(literal: Value) -> tuple[int, int]:
     """(precision, scale) of the decimal type Spark SQL gives an exact literal."""
     if isinstance(literal, int):
-        if -(2**31) <= literal < 2**31:
-            return 10, 0  # INT
-        if -(2**63) <= literal < 2**63:
-            return 20, 0  # BIGINT
+        # Against a decimal, Spark types an integral literal by its own digits
+        # (DecimalType.fromLiteral: spark.sql.legacy.literal.pickMinimumPrecision).
         return len(str(abs(literal))), 0
     assert isinstance(literal, Decimal)
     _, digits, exponent = literal.as_tuple()

@@ -28,6 +28,16 @@ INVISIBLE = {
     "byte order mark": "\ufeffSale",
     "zero-width space": "Sa\u200ble",
     "bidi override": "Sale\u202eelaS",
+    # Characters that render as nothing (Default_Ignorable), blanks, private use, unassigned.
+    "combining grapheme joiner": "Dup\u034f",
+    "variation selector 17": "Dup\U000e0100",
+    "Khmer vowel inherent": "Dup\u17b4",
+    "Mongolian selector": "Dup\u180b",
+    "Hangul filler": "Dup\u3164",
+    "only a Hangul filler": "\u3164",
+    "braille blank": "Dup\u2800",
+    "private use": "Dup\ue000",
+    "unassigned": "Dup\u0378",
 }
 
 
@@ -55,6 +65,7 @@ SAME_NAME = {
     "full-width letters": "Ｄｕｐ Sale",
     "two spaces": "Dup  Sale",
     "no-break space": "Dup\u00a0Sale",
+    "emoji presentation selector": "Dup Sale\ufe0f",  # allowed in names, ignored in keys
 }
 
 
@@ -87,6 +98,12 @@ def test_a_campaign_may_change_the_case_of_its_own_name(client: TestClient) -> N
     renamed = client.put(f"/campaigns/{campaign['id']}", json={"name": "SPRING SALE"})
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["name"] == "SPRING SALE"
+
+
+def test_emoji_with_presentation_selectors_are_allowed(client: TestClient) -> None:
+    created = create(client, "Valentine \u2764\ufe0f Sale")
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == "Valentine \u2764\ufe0f Sale"
 
 
 def test_name_key_folds_what_readers_cannot_tell_apart() -> None:

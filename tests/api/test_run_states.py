@@ -138,3 +138,38 @@ def test_the_state_machine_allows_clock_skew_between_job_and_server() -> None:
     check_run(None, new)
     with pytest.raises(RunTransitionError, match="clock skew"):
         check_run(None, {**new, "started_at": slow_clock - timedelta(seconds=2)})
+
+
+def test_two_concurrent_final_updates_cannot_both_win(
+    client: TestClient, campaign_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both PATCHes are checked against "running"; on SQLite nothing locks the row, so without
+    # the run's version both were written: `failed` with `input_rows` from the other.
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api import crud
+
+    url = start(client, campaign_id)
+    checked = crud.check_run
+
+    def slow_check(before: Any, after: Any) -> None:
+        checked(before, after)
+        time.sleep(0.5)  # both requests are now past the check
+
+    monkeypatch.setattr(crud, "check_run", slow_check)
+    bodies = [{**SUCCESS, "finished_at": at(0)}, {"status": "failed", "error_message": "boom"}]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda body: client.patch(url, json=body), bodies))
+    assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
+    loser = next(a for a in answers if a.status_code == 409)
+    # SQLite: the version no longer matches; PostgreSQL: the row lock made it wait, then the
+    # check saw the finished run.
+    assert any(
+        reason in loser.json()["detail"]
+        for reason in ("changed while this update was checked", "a finished run cannot change")
+    )
+    final = client.get(url).json()
+    winner = next(a for a in answers if a.status_code == 200).json()
+    assert final == winner
+    assert (final["status"], final["input_rows"]) in (("succeeded", 10), ("failed", None))
