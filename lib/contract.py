@@ -45,6 +45,8 @@ def parse_id(value: object, what: str = "campaign id") -> int:
     ``lib.runner``, notebook 04's ``campaign_id`` parameter (papermill ``-r``).
     """
     if isinstance(value, str):
+        if value.isascii() and value.isdigit() and value[0] != "0" and len(value) > 19:
+            raise ValueError(f"{what} must be between 1 and {MAX_ID}, got {value}")
         if not POSITIVE_DIGITS.fullmatch(value):
             raise ValueError(
                 f"{what} must be written in plain decimal digits (no sign, spaces, "

@@ -65,17 +65,32 @@ _ERRNOS = {
 }
 
 
-def _classify(err: BaseException) -> tuple[str, type[PipelineError]] | None:
+def _chain(err: BaseException) -> list[BaseException]:
+    """The exception and what caused it: ``raise ... from`` always, the exception being
+    handled only when not suppressed (``from None``), as a traceback shows them."""
     chain: list[BaseException] = []
     current: BaseException | None = err
-    while current is not None and len(chain) < 20:  # the exception and its causes
+    while current is not None and len(chain) < 20:
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
+    return chain
+
+
+def _from_spark(err: BaseException) -> bool:
+    """Raised by Spark's Python side (py4j for a classic JVM, gRPC for Spark Connect):
+    only those messages carry the JVM's words that _KNOWN looks for."""
+    module = type(err).__module__ or ""
+    return module.startswith(("py4j", "pyspark", "grpc"))
+
+
+def _classify(err: BaseException) -> tuple[str, type[PipelineError]] | None:
+    chain = _chain(err)
     for link in chain:
         if isinstance(link, OSError) and link.errno in _ERRNOS:
             what, cls, _ = _KNOWN[_ERRNOS[link.errno]]
             return what, cls
-    text = "\n".join(str(link) for link in chain)
+    text = "\n".join(str(link) for link in chain if _from_spark(link))
     for what, cls, markers in _KNOWN:
         if any(marker in text for marker in markers):
             return what, cls

@@ -143,21 +143,26 @@ def up() -> int:
         raise PipelineError(f"{err}; nothing was started") from None
     started: list[tuple[str, ApiService | ConnectServer]] = []
     try:
-        api_pid = api.start()
-        if not api_running:
+        if not api_running:  # listed first: Ctrl-C while it starts must stop it too
             started.append(("the config API", api))
+        api_pid = api.start()
         shown = f"docs: {api.url}/docs; pid {api_pid}, log {api.log_path}"
         print(f"✅ Config API on {api.url} ({shown})")
-        spark_pid = spark.start()
         if not spark_running:
             started.append(("Spark Connect", spark))
+        spark_pid = spark.start()
         shown = f"pid {spark_pid}, log {spark.log_path}"
         print(f"✅ Spark Connect on {connect_url(spark.port)} ({shown})")
-    except (PipelineError, KeyboardInterrupt) as err:
-        for _, service in reversed(started):
-            service.stop()
-        undone = " and ".join(name for name, _ in started)
-        why = str(err) if isinstance(err, PipelineError) else "interrupted"
+    except BaseException as err:
+        # stop() stops only a process it recorded, and says whether there was one.
+        stopped = [name for name, service in reversed(started) if service.stop()]
+        undone = " and ".join(reversed(stopped))
+        if isinstance(err, KeyboardInterrupt):
+            why = "interrupted"
+        elif isinstance(err, PipelineError | OSError):
+            why = str(err).strip().splitlines()[0].rstrip(":")  # the log tail stays in the log
+        else:
+            raise  # a bug: its traceback, after the clean-up
         raise PipelineError(
             f"{why}; stopped what this `make up` had started ({undone})"
             if undone

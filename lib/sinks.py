@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 from lib.errors import InvalidInputError
 from lib.files import atomic_write_bytes, local_path
+from lib.text import escape_controls
 
 __all__ = [
     "MARKER_NAME",
@@ -273,7 +274,8 @@ class LocalTarget:
             for stale in others[self.keep - 1 :]:
                 shutil.rmtree(stale, ignore_errors=True)
         except OSError as err:
-            print(f"⚠️ could not clean old versions of {self.path}: {err}", file=sys.stderr)
+            shown = escape_controls(f"{self.path}: {err}")
+            print(f"⚠️ could not clean old versions of {shown}", file=sys.stderr)
 
 
 def _read_holder(fd: int) -> str:

@@ -131,6 +131,8 @@ _TOKENS = frozenset(
 )
 _WHITESPACE = frozenset(" \t\n\r")
 _BANG_AFTER = frozenset({"L_PAREN", "AND", "OR", "NOT"})  # where ! may start a condition
+# What AND or OR may follow: the end of a comparison, a list, a condition in parentheses.
+_ENDS_AN_OPERAND = (["NUMBER"], ["STRING"], ["R_PAREN"], ["NULL"])
 # Around a comma in an IN list: a value ends before it and starts after it.
 _ENDS_A_VALUE = (["NUMBER"], ["STRING"], ["R_PAREN"], ["VAR"], ["IDENTIFIER"])
 _STARTS_A_VALUE = (["NUMBER"], ["STRING"], ["L_PAREN"], ["PLUS"], ["DASH"], ["VAR"], ["IDENTIFIER"])
@@ -283,6 +285,12 @@ def _check_tokens(tokens: Sequence[Any], columns: Mapping[str, Any]) -> None:
                 "a list needs a value between every two commas, and none may start or end "
                 "with a comma: write age IN (25, 30)"
             )
+        if kind in ("AND", "OR") and kinds[index - 1 : index] not in _ENDS_AN_OPERAND:
+            # sqlglot reads `AND (age = 3)` as a condition and `age = OR (3)` as a value;
+            # Spark's parser reads them as calls of its and()/or() functions, and fails.
+            raise AudienceFilterError(f"{token.text.upper()} must stand between two conditions")
+        if kind == "IS" and kinds[index - 1 : index] not in (["VAR"], ["IDENTIFIER"]):
+            raise AudienceFilterError("write IS NULL / IS NOT NULL right after a column name")
         if kind == "BETWEEN" and not _one_literal_then_and(kinds, index + 1):
             # sqlglot reads `age BETWEEN 1 2` without its AND; Spark's parser refuses it.
             raise AudienceFilterError("write BETWEEN as: column BETWEEN low AND high")

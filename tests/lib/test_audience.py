@@ -295,6 +295,11 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("age IN (,25,,30)", "between every two commas"),  # sqlglot: IN (25, 30)
         ("monetary BETWEEN -1  2.5", "BETWEEN low AND high"),  # sqlglot fills in the AND
         ("age BETWEEN 1 2", "BETWEEN low AND high"),
+        ("AND (age = 3)", "must stand between two conditions"),  # sqlglot: age = 3
+        ("age > 1 OR AND (age < 5)", "must stand between two conditions"),
+        ("age = OR (3)", "must stand between two conditions"),
+        ("NOT AND (age = 3)", "must stand between two conditions"),
+        ("age NOT IS NULL", "right after a column name"),  # Spark: only IS NOT NULL
         ("age IN (25,,30)", "between every two commas"),
         ("country IN (, 'US')", "start or end with a comma"),
         ("age\u00a0> 1", "unexpected character"),

@@ -695,13 +695,14 @@ KNOWN_FILTERS = [
 
 
 def token_mutations(text: str) -> list[str]:
-    """``text`` with one token dropped, or one doubled: what a typo makes of a filter."""
+    """``text`` with one token dropped, doubled, or an AND put before it: typos."""
     from sqlglot.dialects.spark import Spark
 
     spans = [(t.start, t.end + 1) for t in Spark().tokenize(text)]
     dropped = [text[:start] + text[end:] for start, end in spans]
     doubled = [text[:end] + " " + text[start:end] + text[end:] for start, end in spans]
-    return dropped + doubled
+    connected = [text[:start] + "AND " + text[start:] for start, _ in spans[::2]]
+    return dropped + doubled + connected
 
 
 MUTATED = [

@@ -17,6 +17,9 @@ class Py4JJavaError(Exception):
     """Stands in for py4j's error: its text carries the JVM's exception and stack trace."""
 
 
+Py4JJavaError.__module__ = "py4j.protocol"  # where py4j defines it: Spark's words count there
+
+
 @pytest.mark.parametrize(
     ("error", "kind", "what"),
     [
@@ -49,7 +52,7 @@ class Py4JJavaError(Exception):
             "lost an executor",
         ),
         (
-            Exception("<_InactiveRpcError: StatusCode.UNAVAILABLE, failed to connect>"),
+            Py4JJavaError("<_InactiveRpcError: StatusCode.UNAVAILABLE, failed to connect>"),
             SparkFailureError,
             "session ended",
         ),
@@ -92,7 +95,20 @@ def test_a_cause_deep_in_the_chain_is_found(tmp_path: Path) -> None:
 
 def test_anything_else_stays_a_bug_with_its_traceback(tmp_path: Path) -> None:
     assert known_failure(ValueError("a bug"), doing="x", log_dir=tmp_path) is None
+    # Spark's words in a message of our own code are not Spark's failure.
+    flag = ValueError("FileNotFoundException_flag: Permission denied")
+    assert known_failure(flag, doing="x", log_dir=tmp_path) is None
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bug_while_handling_a_known_failure_stays_a_bug(tmp_path: Path) -> None:
+    try:
+        try:
+            raise PermissionError(errno.EACCES, "Permission denied")
+        except PermissionError:
+            raise KeyError("a bug in the handler") from None
+    except KeyError as bug:
+        assert known_failure(bug, doing="x", log_dir=tmp_path) is None
 
 
 def test_the_line_says_so_when_the_log_cannot_be_written(tmp_path: Path) -> None:
