@@ -58,7 +58,7 @@ $(STAMP): $(LOCK) pyproject.toml | $(UV)
 	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
 	  { $(COMPILE) -x '$(NO_TESTS)|/site-packages/pyspark/' "$$site" || true; } & compiling=$$!; \
 	  $(UV_SYNC); synced=$$?; wait $$compiling; test $$synced -eq 0 || exit $$synced; \
-	  $(COMPILE) -x '$(NO_TESTS)' "$$site" || true
+	  $(COMPILE) -x '$(NO_TESTS)' "$$site/pyspark" || true
 	@# The notebooks' "python3" kernel must be this venv's interpreter (papermill, JupyterLab).
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (spark-ml-pipeline)" >/dev/null
 	@# Classic Spark starts a few seconds faster with a class-data archive; recorded once here.
