@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -50,7 +51,8 @@ ARCHIVE = "class-data archive (once per machine)"
 STAGES = [
     ("record-class-cache", ARCHIVE),
     ("ipykernel install", "notebooks' kernel registration"),
-    ("compileall", "bytecode (two passes, the first beside the pyspark build)"),
+    ("|/site-packages/pyspark/", "bytecode: all but pyspark, beside pyspark's build"),
+    ("compileall", "bytecode: pyspark"),
     ("--no-install-package pyspark", "uv sync: every locked package but pyspark"),
     ("uv sync", "uv sync: pyspark (built from its sdist), exact"),
     ("pip install", "venv + uv from PyPI (pip)"),
@@ -67,10 +69,26 @@ VERSIONS = (
 
 @dataclass
 class Run:
-    """One timed command: its wall time and, when watched, the stages seen in its tree."""
+    """One timed command: wall time, CPU time (its own and the rest of the machine's) and,
+    when watched, the stages seen in its process tree."""
 
     seconds: float
+    cpu_seconds: float  # the command and everything under it (and this process's sampling)
+    other_cpu_seconds: float  # every other process on the machine meanwhile: 0 when quiet
     stages: dict[str, list[float]] = field(default_factory=dict)  # name -> [first, last] seen
+
+
+def _busy() -> float:
+    """CPU seconds the whole machine has spent working (all cores, not idle or waiting)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _own() -> float:
+    """CPU seconds of this process (its sampling thread) and of its finished children (and
+    theirs, as they were waited for)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def _stage(cmdline: list[str]) -> str | None:
@@ -104,6 +122,7 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path, watch: 
     """Run ``command`` in its own process group, output to ``log``; raise if it fails."""
     stages: dict[str, list[float]] = {}
     done = threading.Event()
+    busy, own = _busy(), _own()
     started = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -125,10 +144,12 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path, watch: 
             if watch:
                 watcher.join()
     seconds = time.monotonic() - started
+    cpu = _own() - own
+    other = max(0.0, _busy() - busy - cpu)
     if code != 0:
         tail = log.read_text()[-3000:]
         raise RuntimeError(f"{' '.join(command)} exited {code} after {seconds:.0f} s:\n{tail}")
-    return Run(seconds, stages)
+    return Run(seconds, cpu, other, stages)
 
 
 def _clone(source: Path, target: Path) -> str:
@@ -196,6 +217,8 @@ def measure(source: Path, root: Path) -> dict[str, Any]:
         "make_setup_seconds": a.seconds,
         "make_setup_without_archive_seconds": install,
         "pip_seconds": b.seconds,
+        "cpu_seconds": {"make_setup": a.cpu_seconds, "pip": b.cpu_seconds},
+        "other_cpu_seconds": {"make_setup": a.other_cpu_seconds, "pip": b.other_cpu_seconds},
         "stages": a.stages,
         "packages": len(made),
         "version_differences": differ,
@@ -232,6 +255,11 @@ def print_table(r: dict[str, Any]) -> bool:
     for line in r["version_differences"]:
         print(f"  {line}")
     print(f"uv cache after (a): {r['uv_cache_gb']:.1f} GB (UV_CACHE_DIR; default ~/.cache/uv)")
+    own, other = r["cpu_seconds"], r["other_cpu_seconds"]
+    print(
+        f"CPU seconds, (a) / (b): {own['make_setup']:.0f} / {own['pip']:.0f}; other processes "
+        f"meanwhile: {other['make_setup']:.0f} / {other['pip']:.0f} (a quiet machine: about 0)"
+    )
     return met and same
 
 
