@@ -5,7 +5,13 @@ SHELL := /bin/bash
 PYTHON_BOOT ?= python3
 VENV        ?= .venv
 PY          := $(VENV)/bin/python
+UV          := $(VENV)/bin/uv
 STAMP       := $(VENV)/.installed
+# uv.lock pins every package (uv included: the dev extra) for every role; constraints.txt is the
+# same pins for pip (conda, the Dockerfile's uv, the bootstrap below). Both come from `make lock`.
+LOCK        := uv.lock
+CONSTRAINTS := constraints.txt
+LOCK_ARGS   ?=
 CAMPAIGN_ID ?= 1
 API_HOST    ?= 127.0.0.1
 API_PORT    ?= 8000
@@ -20,7 +26,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 
-.PHONY: help setup demo test test-fast data train api migrate score spark up down lab lint format bench bench-scale clean check-java
+.PHONY: help setup lock demo test test-fast data train api migrate score spark up down lab lint format bench bench-scale clean check-java
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -28,18 +34,44 @@ help: ## list the targets
 check-java:
 	@command -v java >/dev/null 2>&1 || { echo "❌ Java 17+ is required by PySpark: install OpenJDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry"; exit 1; }
 
-$(STAMP): pyproject.toml
+# uv comes from PyPI as a package, into the project's own venv, at the version the lock holds;
+# after that, uv keeps itself at that version like any other locked package. The venv is made
+# by the machine's Python (a real interpreter path for Spark's workers); uv never downloads one.
+$(UV):
 	@$(PYTHON_BOOT) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "❌ Python 3.11+ is required (found " + sys.version.split()[0] + ")")'
-	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) uv
+
+# Re-runs when the lock or pyproject changes. --locked refuses a lock that no longer matches
+# pyproject (run `make lock`); the last sync is exact: the venv holds the lock's packages only.
+# Bytecode is compiled here, as pip does: uv leaves it to the first import, which under
+# PYTHONDONTWRITEBYTECODE (set on CI machines and in containers) recompiles pandas, pyspark & co.
+# in every process. pyspark is a 456 MB source archive that uv builds on one core (about 20 s
+# of a cold setup), so the other packages go in first and compile meanwhile; packages' own
+# tests are never imported and not compiled. A file that does not compile is only left as is.
+UV_SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) UV_PYTHON_DOWNLOADS=never $(UV) sync --locked --extra dev --quiet
+COMPILE := $(PY) -m compileall -qq -j 0
+NO_TESTS := /tests?/
+$(STAMP): $(LOCK) pyproject.toml | $(UV)
+	$(UV_SYNC) --inexact --no-install-package pyspark
+	@echo "$(UV) sync --locked --extra dev: pyspark, while the rest compiles to bytecode"
+	@site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))'); \
+	  { $(COMPILE) -x '$(NO_TESTS)|/site-packages/pyspark/' "$$site" || true; } & compiling=$$!; \
+	  $(UV_SYNC); synced=$$?; wait $$compiling; test $$synced -eq 0 || exit $$synced; \
+	  $(COMPILE) -x '$(NO_TESTS)' "$$site/pyspark" || true
 	@# The notebooks' "python3" kernel must be this venv's interpreter (papermill, JupyterLab).
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (spark-ml-pipeline)" >/dev/null
 	@# Classic Spark starts a few seconds faster with a class-data archive; recorded once here.
 	@if command -v java >/dev/null 2>&1; then $(PY) -m lib.spark record-class-cache; fi
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install the project (re-runs only when pyproject changes)
+setup: $(STAMP) ## create .venv and install the locked versions (re-runs when uv.lock changes)
+
+# Keeps every locked version pyproject still allows; LOCK_ARGS=--upgrade moves all to the newest
+# allowed, LOCK_ARGS="--upgrade-package pandas" one. The next `make setup` installs the result.
+lock: | $(UV) ## re-resolve uv.lock (+ constraints.txt) after editing pyproject.toml
+	UV_PYTHON_DOWNLOADS=never $(UV) lock $(LOCK_ARGS)
+	$(UV) export --frozen --all-extras --no-emit-project --no-hashes --quiet -o $(CONSTRAINTS)
 
 data: setup ## generate data/sample_users.parquet (1,000 users)
 	$(PY) -m lib.data

@@ -66,15 +66,98 @@ def _closure(extras: set[str]) -> set[str]:
     return {name for name, _ in seen}
 
 
-def test_environment_yml_names_the_same_packages_as_pyproject() -> None:
-    expected = {str(r) for r in _requirements()}
+def _uv(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    """The venv's own uv (locked in the dev extra), offline: the checks read files only."""
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "UV_OFFLINE": "1"}
+    command = [str(BIN / "uv"), *args, "--python", sys.executable]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _pins(text: str) -> list[str]:
+    """The requirement lines of a requirements file (pins with markers; no comments, hashes)."""
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    return [line.removesuffix("\\").strip() for line in lines if line and not line.startswith("--")]
+
+
+def _export(*args: str) -> str:
+    """``uv export`` of the committed lock (never re-resolved: --frozen)."""
+    out = _uv("export", "--frozen", "--no-emit-project", "--quiet", *args)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_lock_agrees_with_pyproject() -> None:
+    """uv.lock still resolves pyproject as it stands: run `make lock` after editing it.
+
+    `make setup` syncs with --locked and would refuse such a lock too, later and slower."""
+    out = _uv("lock", "--check")
+    assert out.returncode == 0, (
+        f"uv.lock is out of step with pyproject.toml: run `make lock`\n{out.stderr}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"tqdm>=4.70,<5",', '"tqdm>=4.70,<5",\n    "six>=1.16,<2",'),  # a new dependency
+        ('"catboost>=1.2.10,<1.3"', '"catboost>=1.2.11,<1.3"'),  # the locked version excluded
+    ],
+)
+def test_lock_check_fails_when_pyproject_moves_on(tmp_path: Path, old: str, new: str) -> None:
+    """The check above is not vacuous: a copy of the project whose pyproject changed fails it."""
+    pyproject = (PROJECT_ROOT / "pyproject.toml").read_text()
+    assert old in pyproject
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace(old, new))
+    for name in ("uv.lock", "README.md"):
+        (tmp_path / name).write_bytes((PROJECT_ROOT / name).read_bytes())
+    out = _uv("lock", "--check", cwd=tmp_path)
+    assert out.returncode != 0, out.stderr
+    # Offline, uv either sees the lock is stale or cannot resolve the change from its cache.
+    assert "needs to be updated" in out.stderr or "No solution found" in out.stderr, out.stderr
+    assert (tmp_path / "uv.lock").read_bytes() == (PROJECT_ROOT / "uv.lock").read_bytes()
+
+
+def test_constraints_file_holds_the_locks_versions() -> None:
+    """constraints.txt (pip's view of the lock: conda, the bootstrap's uv, the image's uv) is
+    what `make lock` exports from uv.lock now."""
+    committed = _pins((PROJECT_ROOT / "constraints.txt").read_text())
+    assert committed == _pins(_export("--all-extras", "--no-hashes"))
+    assert any(line.startswith("uv==") for line in committed)
+
+
+def test_environment_yml_installs_the_locked_versions() -> None:
+    """conda's pip step installs every role at the lock's versions (as the setup benchmark's
+    pip run does), with Python and Java from conda."""
     env = yaml.safe_load((PROJECT_ROOT / "environment.yml").read_text())
     pip_entries = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = {str(Requirement(e)) for e in pip_entries if not e.startswith("-e")}
-    assert listed == expected
-    assert "-e .[dev]" in pip_entries
+    assert pip_entries == ["-c constraints.txt", "-e .[dev]"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     assert "python=3.11" in conda and "openjdk=17" in conda
+
+
+def test_dockerfile_installs_each_roles_locked_versions_hash_checked() -> None:
+    """The image exports EXTRAS' pins with hashes from uv.lock and pip installs only those."""
+    dockerfile = (PROJECT_ROOT / "k8s" / "Dockerfile").read_text()
+    assert re.search(r"^COPY pyproject\.toml uv\.lock constraints\.txt \./$", dockerfile, re.M)
+    assert "-c constraints.txt uv" in dockerfile
+    assert re.search(r"uv export --frozen --no-emit-project .*-o /requirements\.txt", dockerfile)
+    # pip installs the lock's uv, the exported pins (hash-checked, nothing else), the project.
+    assert [cmd.strip() for cmd in re.findall(r"pip install ([^\n&\\]+)", dockerfile)] == [
+        "--no-cache-dir --disable-pip-version-check -c constraints.txt uv",
+        "--require-hashes --no-deps -r /tmp/requirements.txt",
+        "--no-deps -e .",
+    ]
+    # What the Dockerfile's shell makes of EXTRAS, and what each role's export then holds.
+    expand = re.search(r"\$\((echo \",\$\{EXTRAS\}\" \| sed [^)]*)\)", dockerfile)
+    assert expand
+    flags = subprocess.run(
+        ["sh", "-c", expand.group(1)], env={"EXTRAS": "api,job"}, capture_output=True, text=True
+    )
+    assert flags.stdout.split() == ["--extra", "api", "--extra", "job"]
+    api = {Requirement(line).name for line in _pins(_export("--extra", "api", "--no-hashes"))}
+    assert api and not NOT_IN_API & {canonicalize_name(n) for n in api}
+    hashed = _export("--extra", "job")
+    assert re.search(r"^pyspark==[\d.]+ \\\n\s+--hash=sha256:", hashed, re.M)
 
 
 def test_every_dependency_has_a_bounded_range() -> None:
@@ -99,7 +182,16 @@ def test_dev_extra_installs_every_role() -> None:
     for role in ("api", "job", "notebooks"):
         assert _closure({role}) <= dev, role
     makefile = (PROJECT_ROOT / "Makefile").read_text()
-    assert re.search(r"pip install .*-e '\.\[dev\]'", makefile)
+    assert re.search(r"^UV_SYNC := .* sync --locked --extra dev\b", makefile, re.M)
+
+
+def test_setup_reruns_when_the_lock_changes() -> None:
+    """make setup's stamp depends on the lock (and pyproject): a pull that moves a pin
+    re-installs; the venv's uv comes from the lock's versions too."""
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
+    assert re.search(r"^LOCK\s+:= uv\.lock$", makefile, re.M)
+    assert re.search(r"^\$\(STAMP\): \$\(LOCK\) pyproject\.toml\b", makefile, re.M)
+    assert re.search(r"pip install .*-c \$\(CONSTRAINTS\) uv$", makefile, re.M)
 
 
 # What each role runs; importing it must need nothing outside its extra (and the base).
