@@ -35,7 +35,9 @@ One module per concern:
 - :mod:`~lib.audience.check`: parse and check the text (the allowlist), build the tree;
 - :mod:`~lib.audience.tree`: the checked condition tree and its canonical text;
 - :mod:`~lib.audience.stored`: the tree adapted to the data's stored column types;
-- :mod:`~lib.audience.spark_form`, :mod:`~lib.audience.ibis_form`: the compiled forms;
+- :mod:`~lib.audience.spark_form`, :mod:`~lib.audience.ibis_form`,
+  :mod:`~lib.audience.arrow_form`: the compiled forms (a PySpark Column, an Ibis expression,
+  a pyarrow compute expression for Python code that reads Parquet itself);
 - :mod:`~lib.audience.preview`: counts and samples through Ibis (DuckDB or PySpark).
 
 ``import lib.audience`` stays light: sqlglot, pyspark and ibis load on first use.
@@ -43,6 +45,7 @@ One module per concern:
 
 from __future__ import annotations
 
+from lib.audience.arrow_form import to_arrow_expression
 from lib.audience.check import (
     MAX_CONDITIONS,
     MAX_DEPTH,
@@ -93,6 +96,7 @@ __all__ = [
     "parse_filter",
     "preview_audience",
     "preview_parquet",
+    "to_arrow_expression",
     "to_ibis",
     "to_spark_column",
 ]

@@ -161,6 +161,31 @@ def test_ibis_expression_selects_what_pandas_selects(
     assert sorted(selected.user_id) == sorted(users.loc[expected(users), "user_id"])
 
 
+@pytest.mark.parametrize(("text", "expected"), EQUIVALENT_FILTERS)
+def test_arrow_expression_selects_what_pandas_selects(
+    users: pd.DataFrame, users_parquet: str, text: str, expected
+) -> None:
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(users_parquet, format="parquet")
+    expression = audience.to_arrow_expression(parse_filter(text), dataset.schema)
+    selected = dataset.to_table(columns=["user_id"], filter=expression).column("user_id")
+    assert sorted(selected.to_pylist()) == sorted(users.loc[expected(users), "user_id"])
+
+
+def test_arrow_expression_skips_row_groups_by_their_statistics(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    ages = pa.table({"age": pa.array(range(1000), pa.int64())})
+    pq.write_table(ages, tmp_path / "u.parquet", row_group_size=100)  # ten sorted row groups
+    fragment = next(ds.dataset(tmp_path / "u.parquet", format="parquet").get_fragments())
+    expression = audience.to_arrow_expression(parse_filter("age >= 950"), ages.schema)
+    kept = fragment.split_by_row_group(filter=expression)
+    assert [f.row_groups[0].id for f in kept] == [9]  # nine of ten never read
+
+
 @pytest.fixture(scope="module")
 def users_parquet(users: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("preview") / "users.parquet"

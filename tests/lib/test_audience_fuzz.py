@@ -8,6 +8,9 @@ all of these select exactly the same rows of a small users table full of edge va
 (a) the PySpark Column from :func:`lib.audience.to_spark_column`, over Parquet;
 (b) the Ibis expression from :func:`lib.audience.to_ibis` on DuckDB, over the same Parquet
     files (small row groups with statistics, so min/max pruning is in play);
+(b') the pyarrow compute expression from :func:`lib.audience.to_arrow_expression`, as the
+    ``filter=`` of a ``pyarrow.dataset`` over the same files (row groups skipped by their
+    statistics, the rest filtered in Arrow);
 (c) :func:`reference`, SQL three-valued logic on the checked tree, written here;
 (d) Spark SQL's own reading of the original text (``DataFrame.filter(text)``), in the test
     session (restricted SQL, no SQL on files), over an in-memory copy where NaN is NULL (the
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -335,6 +339,7 @@ class Engines:
         self.table = table
         self.duck = duckdb_connection()
         self.duck_users = self.duck.read_parquet(str(users_dir / "*.parquet"))
+        self.arrow_users = ds.dataset(users_dir, format="parquet")
         self.spark_users = spark.read.parquet(str(users_dir))
         # The oracle reads the text's *meaning*, so in memory rather than from Parquet: Spark's
         # Parquet filter pushdown drops -0.0 rows from `x = 0` and 0.0 rows from
@@ -344,6 +349,11 @@ class Engines:
             [tuple(row[name] for name in table.arrow_schema.names) for row in policy],
             schema=", ".join(f"{f.name} {_spark_type(f.type)}" for f in table.arrow_schema),
         ).cache()
+
+    def arrow_rows(self, checked: AudienceFilter) -> list[int]:
+        expression = audience.to_arrow_expression(checked, self.arrow_users.schema)
+        selected = self.arrow_users.to_table(columns=["_row"], filter=expression)
+        return sorted(selected.column("_row").to_pylist())
 
     def duckdb_rows(self, checked: AudienceFilter) -> list[int]:
         users = self.duck_users
@@ -430,6 +440,7 @@ def check_filters(engines: Engines, texts: list[str]) -> None:
         assert sql_errors[i] is None, f"Spark SQL cannot read accepted {context}: {sql_errors[i]}"
         assert spark_rows[i] == expected, f"Spark Column differs for {context}"
         assert engines.duckdb_rows(checked) == expected, f"DuckDB differs for {context}"
+        assert engines.arrow_rows(checked) == expected, f"pyarrow differs for {context}"
         assert spark_rows[len(accepted) + i] == expected, f"Spark SQL differs for {context}"
 
 
