@@ -201,10 +201,21 @@ def test_the_env_command_gives_make_lab_the_client_variables(spark_connect) -> N
     assert out.stdout.splitlines() == [f"SPARK_REMOTE={connect_url(spark_connect.port)}"]
 
 
-def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path: Path) -> None:
+def _services(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lib.services", action],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+
+
+def _services_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     from lib.api_server import free_port
 
-    env = {
+    return {
         **os.environ,
         "CACHE_DIR": str(tmp_path / "cache"),
         "DATA_DIR": str(tmp_path / "data"),
@@ -212,17 +223,15 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
         "API_PORT": str(free_port()),
         "SPARK_CONNECT_PORT": str(free_port()),
         "SPARK_MASTER": "local[1]",
+        **extra,
     }
 
+
+def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path: Path) -> None:
+    env = _services_env(tmp_path)
+
     def services(action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "lib.services", action],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
-            cwd=PROJECT_ROOT,
-        )
+        return _services(action, env)
 
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     try:
@@ -253,32 +262,6 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
     finally:
         bystander.kill()
         services("down")
-
-
-def _services(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lib.services", action],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=PROJECT_ROOT,
-    )
-
-
-def _services_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    from lib.api_server import free_port
-
-    return {
-        **os.environ,
-        "CACHE_DIR": str(tmp_path / "cache"),
-        "DATA_DIR": str(tmp_path / "data"),
-        "OUTPUT_DIR": str(tmp_path / "output"),
-        "API_PORT": str(free_port()),
-        "SPARK_CONNECT_PORT": str(free_port()),
-        "SPARK_MASTER": "local[1]",
-        **extra,
-    }
 
 
 def test_make_up_with_the_spark_port_taken_starts_nothing(tmp_path: Path) -> None:
