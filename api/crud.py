@@ -210,34 +210,39 @@ def update_run(*, session: Session, db_run: RunRow, run_in: RunUpdate) -> RunRow
     RunTransitionError when the change breaks the run state machine (api.run_states).
 
     The run is read again under a row lock (PostgreSQL) in the transaction that writes it,
-    and the UPDATE names the version it read (every database, SQLite included): two
-    concurrent updates cannot both pass the check against the same old state (succeeded by
-    one, failed by the other); the second gets RunTransitionError.
-    started_at and heartbeat_at are stored as at most the server's current time."""
+    and the UPDATE names the version it read (every database, SQLite included). When another
+    update got in between (say a late heartbeat), the change is checked again against the
+    new state, a few times: two final updates cannot both win, and a heartbeat cannot make
+    the job's final update fail. started_at and heartbeat_at are stored as at most the
+    server's current time."""
     run_id = db_run.id  # read now: a rollback expires every attribute
-    now = utcnow()
-    changes = _not_in_future(run_in.model_dump(exclude_unset=True), now)
-    try:
-        with session.begin():
-            run = session.get(RunRow, run_id, with_for_update=True, populate_existing=True)
-            if run is None:
-                raise RunNotFoundError(run_id)
-            before = state_of(run)
-            changes = finish_time(before, changes, now)
-            check_run(before, {**before, **changes})
-            for key, value in changes.items():
-                setattr(run, key, value)
-            # UPDATE ... WHERE id AND version: no row matched raises StaleDataError.
-            session.flush()
-    except StaleDataError as err:
-        if _run_exists(session, run_id):  # updated by someone else since it was checked
-            raise RunTransitionError(
-                "the run changed while this update was checked: read it again, then retry"
-            ) from err
-        raise RunNotFoundError(run_id) from err
-    except IntegrityError as err:
-        raise ConstraintError(_violation(err)[1]) from err
-    return run
+    for _ in range(UPDATE_ATTEMPTS):
+        now = utcnow()
+        changes = _not_in_future(run_in.model_dump(exclude_unset=True), now)
+        try:
+            with session.begin():
+                run = session.get(RunRow, run_id, with_for_update=True, populate_existing=True)
+                if run is None:
+                    raise RunNotFoundError(run_id)
+                before = state_of(run)
+                changes = finish_time(before, changes, now)
+                check_run(before, {**before, **changes})
+                for key, value in changes.items():
+                    setattr(run, key, value)
+                # UPDATE ... WHERE id AND version: no row matched raises StaleDataError.
+                session.flush()
+            return run
+        except StaleDataError as err:
+            if not _run_exists(session, run_id):
+                raise RunNotFoundError(run_id) from err
+        except IntegrityError as err:
+            raise ConstraintError(_violation(err)[1]) from err
+    raise RunTransitionError(
+        "the run kept changing while this update was checked: read it again, then retry"
+    )
+
+
+UPDATE_ATTEMPTS = 3
 
 
 def _run_exists(session: Session, run_id: int) -> bool:

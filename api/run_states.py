@@ -119,7 +119,7 @@ def _check_times(after: Mapping[str, Any]) -> None:
     minutes = int(CLOCK_SKEW.total_seconds() // 60)
     if created is not None:
         for name, value in (("started_at", started), ("finished_at", finished)):
-            if value is not None and value < created - CLOCK_SKEW:
+            if value is not None and created - value > CLOCK_SKEW:  # (never overflows)
                 raise RunTransitionError(
                     f"{name} {value.isoformat()} is before the run was created "
                     f"({created.isoformat()}, allowing {minutes} minutes of clock skew)"

@@ -47,7 +47,7 @@ from lib.contract import (
 )
 from lib.errors import AudienceFilterError
 from lib.settings import get_settings
-from lib.text import first_invisible
+from lib.text import first_invisible, without_ignorable
 
 MAX_COUNT = 2**62  # row counts fit a BIGINT with room to spare
 
@@ -87,6 +87,8 @@ def _visible_text(value: str) -> str:
             "must not contain control or invisible characters (found {char} at index {index})",
             {"char": escaped, "index": index},
         )
+    if not without_ignorable(value).strip():  # e.g. only emoji presentation selectors
+        raise PydanticCustomError("text_invisible", "must contain a visible character")
     return value
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lib.errors import InvalidInputError, PipelineError, SparkFailureError, StorageError
 
-__all__ = ["known_failure"]
+__all__ = ["known_failure", "storage_or_input_error"]
 
 # (what the user reads, the error class, words from Spark's or the OS's message).
 _KNOWN: tuple[tuple[str, type[PipelineError], tuple[str, ...]], ...] = (
@@ -118,3 +118,10 @@ def known_failure(err: BaseException, *, doing: str, log_dir: Path) -> PipelineE
     except OSError as log_err:
         details = f"no details: the log file could not be written ({log_err.strerror})"
     return cls(f"{doing} failed: {what} ({details})")
+
+
+def storage_or_input_error(err: OSError, message: str) -> PipelineError:
+    """``message`` as the error a file operation's OSError deserves: a full disk, a quota, a
+    read-only file system or a denied permission is the storage's (exit 8); anything else
+    (a path that is a file, a missing folder) is the input's or the output's (exit 2)."""
+    return StorageError(message) if err.errno in _ERRNOS else InvalidInputError(message)

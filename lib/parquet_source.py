@@ -60,12 +60,10 @@ def plan_row_groups(path: str, audience: AudienceFilter | None, tasks: int) -> l
     about equal row counts (largest first into the lightest share)."""
     import pyarrow.dataset as ds
 
-    from lib.audience import to_arrow_expression
-
     dataset = ds.dataset(path, format="parquet", partitioning="hive")
     groups: list[tuple[int, str, int]] = []
     for fragment in dataset.get_fragments():
-        expression = to_arrow_expression(audience, fragment.physical_schema) if audience else None
+        expression = _pruning_expression(audience, fragment.physical_schema)
         for piece in fragment.split_by_row_group(filter=expression):  # statistics prune here
             for group in piece.row_groups:
                 groups.append((group.num_rows, piece.path, group.id))
@@ -80,6 +78,22 @@ def plan_row_groups(path: str, audience: AudienceFilter | None, tasks: int) -> l
         parts = tuple((p, tuple(ids)) for p, ids in by_file.items())
         plan.append(RowGroups(parts, sum(g[0] for g in share)))
     return [share for share in plan if share.parts]
+
+
+def _pruning_expression(audience: AudienceFilter | None, file_schema: pa.Schema) -> Any:
+    """The filter for skipping row groups by their statistics, or None: never on a float
+    column, whose statistics leave NaN out (a row group of 9.0 and NaN has min = max = 9.0,
+    and Arrow then reads every value as 9.0, so `IS NULL` would skip the NaN)."""
+    import pyarrow as pa
+
+    from lib.audience import to_arrow_expression
+
+    if audience is None:
+        return None
+    types = [file_schema.field(name).type for name in audience.columns]
+    if any(pa.types.is_floating(t) or pa.types.is_dictionary(t) for t in types):
+        return None
+    return to_arrow_expression(audience, file_schema)
 
 
 def score_row_groups(
@@ -138,6 +152,8 @@ def scored_users(
             return [InputPartition(share) for share in plan]
 
         def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+            if partition.value is None:  # no row group can match: pyspark plans one empty task
+                return
             from lib.audience import parse_filter
             from lib.registry import model_from_bytes
             from lib.scoring import _WORKER_MODELS as models

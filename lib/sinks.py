@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 from lib.errors import InvalidInputError
+from lib.failures import storage_or_input_error
 from lib.files import atomic_write_bytes, local_path
 from lib.text import escape_controls
 
@@ -188,8 +189,8 @@ class LocalTarget:
                 self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644
             )
         except OSError as err:
-            raise InvalidInputError(
-                f"cannot create the lock file {self.lock_path}: {err.strerror or err}"
+            raise storage_or_input_error(
+                err, f"cannot create the lock file {self.lock_path}: {err.strerror or err}"
             ) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -226,7 +227,8 @@ class LocalTarget:
                 raise InvalidInputError(f"{self.staging_root} must not be a link")
             self.staging_root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise InvalidInputError(f"cannot write to {self.path}: {err.strerror or err}") from None
+            message = f"cannot write to {self.path}: {err.strerror or err}"
+            raise storage_or_input_error(err, message) from None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         return self.staging_root / f"{stamp}-{label}-{uuid.uuid4().hex[:8]}"
 

@@ -4,6 +4,11 @@
 skipped, and the rest is filtered in Arrow, with no JVM and no SQL text involved. The
 comparisons follow the stored column types exactly as the Spark and Ibis forms do
 (:mod:`lib.audience.stored`); NaN in a floating-point column is NULL.
+
+Filter in memory (``Table.filter``) when a float column is involved: Parquet statistics
+leave NaN out, so a scan that prunes or simplifies by them (``dataset.to_table(filter=)``)
+can read a row group of 9.0 and NaN as all 9.0 (:mod:`lib.parquet_source` prunes only on
+other columns).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ def to_arrow_expression(audience: AudienceFilter | None, schema: pa.Schema) -> p
     def column(name: str) -> _Expr:
         field = pc.field(name)
         if pa.types.is_dictionary(types[name]):  # categoricals compare by their values
-            return _Expr(field.cast(types[name].value_type))
+            field = field.cast(types[name].value_type)
         if name in typed.float_columns:  # compare in double; NaN is NULL
             as_double = field.cast(pa.float64())
             nan_as_null = pc.if_else(pc.is_nan(as_double), pa.scalar(None, pa.float64()), as_double)

@@ -132,7 +132,8 @@ _TOKENS = frozenset(
 _WHITESPACE = frozenset(" \t\n\r")
 _BANG_AFTER = frozenset({"L_PAREN", "AND", "OR", "NOT"})  # where ! may start a condition
 # What AND or OR may follow: the end of a comparison, a list, a condition in parentheses.
-_ENDS_AN_OPERAND = (["NUMBER"], ["STRING"], ["R_PAREN"], ["NULL"])
+# (A column ends a comparison written literal first: `25 < age AND ...`.)
+_ENDS_AN_OPERAND = (["NUMBER"], ["STRING"], ["R_PAREN"], ["NULL"], ["VAR"], ["IDENTIFIER"])
 # Around a comma in an IN list: a value ends before it and starts after it.
 _ENDS_A_VALUE = (["NUMBER"], ["STRING"], ["R_PAREN"], ["VAR"], ["IDENTIFIER"])
 _STARTS_A_VALUE = (["NUMBER"], ["STRING"], ["L_PAREN"], ["PLUS"], ["DASH"], ["VAR"], ["IDENTIFIER"])

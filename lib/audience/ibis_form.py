@@ -33,9 +33,12 @@ def to_ibis(audience: AudienceFilter | None, table: Any) -> Any:
 
     def literal(name: str, value: Any) -> Any:
         typ = stored.get(name)
-        if typ is not None and typ.kind == "exact" and not typ.is_integer:
-            # In the column's own decimal type (a bare int beyond int64 has no Ibis type).
-            return ibis.literal(Decimal(value), type=typ.name)
+        if typ is not None and typ.kind == "exact":
+            # In the column's own type. Decimals go as text, cast by the engine: Ibis renders
+            # a Decimal with Python's 28-digit context; a bare int past int64 has no type.
+            if not typ.is_integer:
+                return ibis.literal(str(Decimal(value))).cast(typ.name)
+            return ibis.literal(int(value), type=table_schema[name])
         return value
 
     return build(typed.condition, column, lambda col: col.isnull(), literal)

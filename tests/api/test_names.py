@@ -38,6 +38,7 @@ INVISIBLE = {
     "braille blank": "Dup\u2800",
     "private use": "Dup\ue000",
     "unassigned": "Dup\u0378",
+    "only an emoji presentation selector": "\ufe0f",
 }
 
 
@@ -52,7 +53,8 @@ def test_names_with_control_or_invisible_characters_are_422(client: TestClient, 
     detail = response.json()["detail"][0]
     assert detail["loc"] == ["body", "name"]
     assert detail["type"] == "text_invisible"
-    assert "\\" in detail["msg"]  # the character is named as a visible escape
+    # The character is named as a visible escape (or the name shows nothing at all).
+    assert "\\" in detail["msg"] or "visible character" in detail["msg"]
     ok = create(client, "Sale").json()
     renamed = client.put(f"/campaigns/{ok['id']}", json={"name": name})
     assert renamed.status_code == 422
@@ -140,7 +142,7 @@ def _check_clashes_refuse_the_upgrade(url: str) -> None:
     message = str(refused.value)
     assert "\n" not in message
     assert "id 1 'Dup' and id 3 'DUP' and id 4 'dup'" in message
-    assert "unchanged at revision 0002" in message
+    assert "migration 0003 changed nothing" in message
     engine = create_engine(url)
     try:
         assert current_revision(engine) == "0002"

@@ -167,7 +167,7 @@ def test_two_concurrent_final_updates_cannot_both_win(
     # check saw the finished run.
     assert any(
         reason in loser.json()["detail"]
-        for reason in ("changed while this update was checked", "a finished run cannot change")
+        for reason in ("kept changing while this update", "a finished run cannot change")
     )
     final = client.get(url).json()
     winner = next(a for a in answers if a.status_code == 200).json()

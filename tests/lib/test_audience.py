@@ -445,3 +445,21 @@ def test_nan_is_null_in_every_engine(spark, tmp_path) -> None:
         preview = audience.preview_parquet(parsed, path, sample_size=10)
         assert {row["user_id"] for row in preview.sample} == expected, text
         assert preview.matching_users == len(expected), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "25 < age AND age < 30",  # the column second, then AND (a regression once)
+        "'US' = country OR age > 1",
+        "1 < `age` AND age < 3",
+        "(1) < age OR age < 2",
+        "(age > 1) AND (age < 5)",
+        "NOT (age > 1) OR country = 'US'",
+        "`age` IS NULL OR age IS NOT NULL AND country IN ('US')",
+        "age > 1 -- a note\nAND age < 9",
+        "!(age > 1) AND ! (age < 0)",
+    ],
+)
+def test_the_documented_language_is_accepted(text: str) -> None:
+    assert parse_filter(text) is not None

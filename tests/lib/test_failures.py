@@ -118,3 +118,12 @@ def test_the_line_says_so_when_the_log_cannot_be_written(tmp_path: Path) -> None
         OSError(errno.ENOSPC, "No space left on device"), doing="x", log_dir=blocked / "logs"
     )
     assert failure is not None and "log file could not be written" in str(failure)
+
+
+def test_file_errors_of_the_storage_are_exit_8_and_others_exit_2() -> None:
+    from lib.failures import storage_or_input_error
+
+    full = storage_or_input_error(OSError(errno.ENOSPC, "full"), "cannot create the lock")
+    assert isinstance(full, StorageError) and full.exit_code == 8
+    odd = storage_or_input_error(OSError(errno.ENOTDIR, "not a dir"), "cannot create the lock")
+    assert isinstance(odd, InvalidInputError) and odd.exit_code == 2

@@ -80,3 +80,16 @@ def test_the_data_source_scores_like_catboost_over_both_transports(
     got = pd.read_parquet(tmp_path / "out.parquet").sort_values(schema.USER_ID)
     expected = expected_scores(users_file, trained_model_dir, FILTER)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+
+def test_row_groups_are_never_pruned_on_a_float_column(tmp_path: Path) -> None:
+    # Parquet statistics leave NaN out: a row group of 9.0 and NaN has min = max = 9.0, and
+    # Arrow would read it as all 9.0, so `monetary IS NULL` would skip the NaN user.
+    table = pa.table({schema.USER_ID: [1, 2, 3, 4], "monetary": [1.0, 2.0, float("nan"), 9.0]})
+    pq.write_table(table, tmp_path / "u.parquet", row_group_size=2)
+    plan = plan_row_groups(str(tmp_path / "u.parquet"), parse_filter("monetary IS NULL"), 2)
+    assert sum(share.rows for share in plan) == 4
+
+
+def test_a_filter_that_matches_no_row_group_plans_nothing(users_file: Path) -> None:
+    assert plan_row_groups(str(users_file), parse_filter("age > 1000"), tasks=2) == []

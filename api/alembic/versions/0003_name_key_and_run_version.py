@@ -78,7 +78,7 @@ def upgrade() -> None:
             "cannot upgrade to 0003: campaign names that differ only in case, letter width "
             "or spacing: " + "; ".join(clashes) + ". Rename or delete all but one of each "
             "(through the API at the previous version, or with SQL), then migrate again; "
-            "the database is unchanged at revision 0002"
+            "migration 0003 changed nothing"
         )
     with op.batch_alter_table("campaigns") as batch_op:
         batch_op.add_column(sa.Column("name_key", sa.String(length=64), nullable=True))
