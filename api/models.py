@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
-from lib.contract import RUN_STATUSES
+from lib.contract import RUN_STATUSES, SCORING_PATHS
 from lib.text import without_ignorable
 
 # Named constraints make migrations reproducible, and batch mode on SQLite possible.
@@ -188,6 +188,8 @@ RUN_CHECKS = [
         postgresql="model_sha256 ~ '^[0-9a-f]{64}$'",
     ),
     *_check("output_path_length", "length(output_path) <= 1000"),
+    # Migration 0004 creates this one.
+    *_check("scoring_path_known", f"scoring_path IN ({', '.join(repr(p) for p in SCORING_PATHS)})"),
     *_check("error_message_length", "length(error_message) <= 10000"),
 ]
 
@@ -241,6 +243,8 @@ class RunRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Optimistic concurrency: an UPDATE matches only the version it was checked against.
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # How the job read the users (lib.contract.ScoringPath); null for older jobs' runs.
+    scoring_path: Mapped[str | None] = mapped_column(String(20))
 
     campaign: Mapped[CampaignRow] = relationship(back_populates="runs")
 

@@ -41,9 +41,11 @@ from lib.contract import (
     HEARTBEAT_DESCRIPTION,
     NON_NEGATIVE_DIGITS,
     POSITIVE_DIGITS,
+    SCORING_PATH_DESCRIPTION,
     CampaignFields,
     RunFields,
     RunStatus,
+    ScoringPath,
 )
 from lib.errors import AudienceFilterError
 from lib.settings import get_settings
@@ -251,6 +253,7 @@ class RunCreate(BaseModel):
     output_path: OutputPath | None = None
     model_sha256: Sha256 | None = None
     error_message: ErrorMessage | None = None
+    scoring_path: ScoringPath | None = Field(default=None, description=SCORING_PATH_DESCRIPTION)
 
 
 class RunUpdate(RunCreate):

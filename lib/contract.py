@@ -20,9 +20,11 @@ __all__ = [
     "DEFAULT_CONFIG_API_URL",
     "MAX_ID",
     "RUN_STATUSES",
+    "SCORING_PATHS",
     "CampaignFields",
     "RunFields",
     "RunStatus",
+    "ScoringPath",
     "campaign_not_found",
     "parse_id",
     "seed_campaign",
@@ -64,6 +66,16 @@ RunStatus = Literal["queued", "running", "succeeded", "failed"]
 RUN_STATUSES: Final[tuple[str, ...]] = get_args(RunStatus)
 ACTIVE_RUN_STATUSES: Final[tuple[str, ...]] = ("queued", "running")
 
+
+# How the job read the users: Python tasks read the Parquet row groups with pyarrow (local
+# or mounted inputs), or Spark's JVM read them and shipped the features to Python (remote).
+ScoringPath = Literal["python-reads", "spark-reads"]
+SCORING_PATHS: Final[tuple[str, ...]] = get_args(ScoringPath)
+SCORING_PATH_DESCRIPTION: Final = (
+    "How the job read the users: `python-reads` (Python tasks read the Parquet row groups "
+    "with pyarrow, only the scores crossed to Spark) or `spark-reads` (Spark read the input, "
+    "a remote one, and shipped the features to Python). Null for runs of older jobs."
+)
 
 HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive
 
@@ -124,3 +136,4 @@ class RunFields(BaseModel):
     error_message: str | None
     created_at: datetime
     heartbeat_at: datetime | None = Field(default=None, description=HEARTBEAT_DESCRIPTION)
+    scoring_path: ScoringPath | None = Field(default=None, description=SCORING_PATH_DESCRIPTION)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from lib import schema
 from lib.api_client import Campaign, ConfigApiClient
 from lib.audience import AudienceFilter, parse_filter
-from lib.contract import HEARTBEAT_SECONDS
+from lib.contract import HEARTBEAT_SECONDS, ScoringPath
 from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.failures import known_failure
 from lib.inputs import check_local_input
@@ -104,6 +104,7 @@ class EngineStats:
     audience_size: int
     mean_score: float | None
     decile_cut_points: list[float]
+    scoring_path: ScoringPath | None = None  # how the engine read the users
 
 
 class Timer:
@@ -152,6 +153,7 @@ class JobResult:
     mean_score: float | None
     decile_cut_points: list[float]
     timings: dict[str, float] = field(default_factory=dict)
+    scoring_path: str | None = None
 
     @property
     def audience_share(self) -> float:
@@ -218,6 +220,7 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         scored_rows=stats.audience_size,
         output_path=sink.location,
         model_sha256=task.model.sha256,
+        **({"scoring_path": stats.scoring_path} if stats.scoring_path else {}),
     )
     echo("✅ JOB COMPLETED SUCCESSFULLY")
     return JobResult(
@@ -234,6 +237,7 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         mean_score=stats.mean_score,
         decile_cut_points=stats.decile_cut_points,
         timings=timer.timings,
+        scoring_path=stats.scoring_path,
     )
 
 

@@ -48,11 +48,13 @@ def run_job(
     master: str | None = None,
     model_dir: str | os.PathLike[str] | None = None,
     echo: Echo = print,
+    scoring_path: str | None = None,
 ) -> JobResult:
     """Score one campaign's audience with Spark and write its predictions.
 
     Unset arguments come from the settings (environment variables). ``spark`` is used as
     given (notebook 04 builds it in its own cell); without it a session is started.
+    ``scoring_path`` forces how the users are read (default: SCORING_PATH, ``auto``).
     """
     campaign_id = check_campaign_id(campaign_id)
     spec = JobSpec.from_settings(
@@ -62,7 +64,7 @@ def run_job(
         output_path=os.fspath(output_path) if output_path else None,
         model_dir=os.fspath(model_dir) if model_dir else None,
     )
-    return job.run_job(spec, SparkEngine(spark, master), echo)
+    return job.run_job(spec, SparkEngine(spark, master, scoring_path), echo)
 
 
 def check_campaign_id(campaign_id: object) -> int:

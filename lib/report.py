@@ -327,6 +327,8 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
         ]
         if payload.get("spark_mode"):
             facts.append(("Spark", html.escape(str(payload["spark_mode"]))))
+        if result.get("scoring_path"):
+            facts.append(("Scoring path", html.escape(str(result["scoring_path"]))))
     facts.append(("Executed notebook", _code(run.path.absolute())))
     parts.append(_facts_table(facts))
 

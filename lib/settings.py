@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +47,11 @@ class Settings(BaseSettings):
         default=15002, ge=1, le=65535, description="Port of the local Spark Connect server."
     )
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory.")
+    scoring_path: Literal["auto", "python-reads", "spark-reads"] = Field(
+        default="auto",
+        description="How the job reads the users: auto (Python reads local or mounted "
+        "Parquet with pyarrow, Spark reads remote inputs), or force one path.",
+    )
     spark_class_cache: bool = Field(
         default=True, description="Share a JVM class-data archive between local Spark starts."
     )

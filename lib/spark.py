@@ -37,6 +37,7 @@ __all__ = [
     "record_class_cache",
     "resolve_master",
     "server_conf",
+    "task_slots",
 ]
 
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -204,6 +205,32 @@ def functions_for(spark: object) -> ModuleType:
     from pyspark.sql import functions as classic_functions
 
     return classic_functions
+
+
+def task_slots(spark: SparkSession) -> int:
+    """How many tasks the session runs at once (the Python-reads path plans one share each).
+
+    Classic sessions know (``defaultParallelism``). A Spark Connect client asks the server's
+    conf: ``spark.default.parallelism`` when set, else the cores of a local master (the
+    project's server runs on this machine), else executors × cores, else the shuffle
+    partitions.
+    """
+    import re
+
+    if not is_remote(spark):
+        return max(1, int(spark.sparkContext.defaultParallelism))
+    conf = spark.conf
+    explicit = conf.get("spark.default.parallelism", None)
+    if explicit:
+        return max(1, int(explicit))
+    local = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", conf.get("spark.master", "") or "")
+    if local:
+        cores = local.group(1)
+        return 1 if cores is None else (os.cpu_count() or 1) if cores == "*" else max(1, int(cores))
+    executors, cores = (conf.get(f"spark.executor.{k}", None) for k in ("instances", "cores"))
+    if executors and cores:
+        return max(1, int(executors) * int(cores))
+    return max(1, int(conf.get("spark.sql.shuffle.partitions", "2") or "2"))
 
 
 def connect_spark(url: str | None = None) -> SparkSession:

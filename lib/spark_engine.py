@@ -3,6 +3,11 @@
 Used by :func:`lib.job.run_job` through the :class:`lib.job.Engine` protocol. The session
 is passed in (notebook 04, tests) or started once, lazily, by :func:`lib.spark.build_spark`.
 The output projection is a pure DataFrame → DataFrame function (:func:`prediction_frame`).
+
+Two ways to read the users (:func:`scoring_path_for`): ``python-reads`` for local or mounted
+Parquet (:mod:`lib.parquet_source`: Python tasks read, filter and score; only the scores
+cross to the JVM) and ``spark-reads`` for remote inputs, which Spark's connectors read
+(:func:`lib.scoring.score_spark`). Both compute the same scores; the job says which ran.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from lib import schema
 from lib.audience import to_spark_column
+from lib.contract import ScoringPath
 from lib.errors import InvalidInputError, PipelineError
+from lib.files import local_path
 from lib.inputs import check_columns
 from lib.job import Echo, EngineStats, ScoringTask, Timer
+from lib.settings import get_settings
 from lib.sinks import BigQuerySink, ObjectStoreSink, Sink
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["SparkEngine", "check_input_columns", "prediction_frame"]
+__all__ = ["SparkEngine", "check_input_columns", "prediction_frame", "scoring_path_for"]
 
 QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of the audience
 
@@ -30,9 +38,15 @@ QUANTILE_ACCURACY = 10_000  # percentile_approx: rank error at most 1/10,000 of 
 class SparkEngine:
     """Scores with PySpark; starts its own session only when none is given."""
 
-    def __init__(self, spark: SparkSession | None = None, master: str | None = None) -> None:
+    def __init__(
+        self,
+        spark: SparkSession | None = None,
+        master: str | None = None,
+        scoring_path: str | None = None,
+    ) -> None:
         self._spark = spark
         self._master = master
+        self._scoring_path = scoring_path  # None: the SCORING_PATH setting (default auto)
 
     def session(self, timer: Timer) -> SparkSession:
         if self._spark is None:
@@ -52,15 +66,23 @@ class SparkEngine:
         from lib.scoring import score_spark
         from lib.spark import functions_for
 
+        path, why = scoring_path_for(task.input_path, self._scoring_path)
         spark = self.session(timer)
         F = functions_for(spark)
-        with timer.stage("read"), _input_errors(task.input_path):
-            users = _read_users(spark, task.input_path)
-            check_input_columns(users, task.needed_columns)
-            # Local Parquet footers already gave the row count; remote inputs take one job.
-            known = task.known_input_rows
-            input_rows = known if known is not None else users.count()
+        local = local_path(task.input_path)
+        if path == "python-reads" and local is not None and task.known_input_rows is not None:
+            # The footers (lib.inputs) already gave the columns and the row count: no Spark
+            # job before the scoring one.
+            input_rows = task.known_input_rows
+        else:
+            with timer.stage("read"), _input_errors(task.input_path):
+                users = _read_users(spark, task.input_path)
+                check_input_columns(users, task.needed_columns)
+                # Local Parquet footers already gave the row count; remote inputs take a job.
+                known = task.known_input_rows
+                input_rows = known if known is not None else users.count()
         echo(f"✅ Loaded {input_rows:,} users")
+        echo(f"⚙️ Scoring path: {path}: {why}")
         text = task.campaign.audience_filter
         echo(f"🎯 Applying audience filter: {text or '(none: every user)'}")
 
@@ -68,8 +90,13 @@ class SparkEngine:
             # Scores are computed once, in one Spark job that also yields the audience size,
             # the mean, the decile boundaries and the id checks; cached for the write.
             # Compared as Spark SQL compares with the columns' stored types (lib.audience).
-            audience = to_spark_column(task.audience, F, users.schema)
-            scored = score_spark(users.filter(audience), task.model)
+            if path == "python-reads" and local is not None:
+                from lib.parquet_source import scored_users
+
+                scored = scored_users(spark, local, task.audience, task.model)
+            else:
+                audience = to_spark_column(task.audience, F, users.schema)
+                scored = score_spark(users.filter(audience), task.model)
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
             stats = scored.agg(
                 F.count(F.lit(1)).alias("n"),
@@ -106,7 +133,43 @@ class SparkEngine:
             audience_size=audience_size,
             mean_score=float(stats["mean"]) if audience_size else None,
             decile_cut_points=cut_points,
+            scoring_path=path,
         )
+
+
+PYTHON_READS = "Python tasks read the Parquet row groups, only the scores cross to Spark"
+SPARK_READS = "Spark reads the input and ships the features to Python over Arrow"
+
+
+def scoring_path_for(input_path: str, setting: str | None = None) -> tuple[ScoringPath, str]:
+    """How to read the users, and why in a few words (the job's one line).
+
+    ``python-reads`` for local or mounted Parquet; ``spark-reads`` for remote inputs
+    (``gs://``, ``s3a://``, ``hdfs://``: Spark's connectors hold the credentials) and for
+    Hive-style partition folders (``country=US/``: Spark gives their values its own types).
+    ``setting`` (default: SCORING_PATH) may force one; ``python-reads`` where it cannot read
+    is refused.
+    """
+    from lib.parquet_source import partition_columns
+
+    setting = setting or get_settings().scoring_path
+    if setting == "spark-reads":
+        return "spark-reads", f"{SPARK_READS} (SCORING_PATH=spark-reads)"
+    local = local_path(input_path)
+    partitions = partition_columns(local) if local is not None else []
+    if local is not None and not partitions:
+        return "python-reads", PYTHON_READS
+    reason = (
+        "the input is remote"
+        if local is None
+        else f"the input is partitioned by folder ({', '.join(partitions)})"
+    )
+    if setting == "python-reads":
+        raise InvalidInputError(
+            f"SCORING_PATH=python-reads cannot read {input_path}: {reason} (unset "
+            "SCORING_PATH: such inputs are read by Spark)"
+        )
+    return "spark-reads", f"{SPARK_READS} ({reason})"
 
 
 def prediction_frame(
@@ -175,8 +238,11 @@ def _read_users(spark: SparkSession, path: str) -> DataFrame:
         raise InvalidInputError(f"cannot read input {path}: {first}") from None
 
 
-# Spark's words for "the input files are damaged" (error classes and Parquet reader errors).
+# Spark's words for "the input files are damaged" (error classes and Parquet reader errors),
+# and pyarrow's reader in a python-reads task (its frames show in the Python traceback).
 _READ_FAILURES = (
+    "pyarrow/parquet/core.py",
+    "pyarrow/_parquet.pyx",
     "FAILED_READ_FILE",
     "ParquetDecodingException",
     "CANNOT_READ_FILE_FOOTER",
@@ -196,7 +262,7 @@ def _input_errors(source: str) -> Iterator[None]:
         raise
     except Exception as err:
         text = str(err)
-        if "FILE_NOT_EXIST" in text or "FileNotFoundException" in text:
+        if any(m in text for m in ("FILE_NOT_EXIST", "FileNotFoundException", "FileNotFoundError")):
             raise InvalidInputError(
                 f"cannot read input {source}: it changed or disappeared while the job read it "
                 "(a file Spark listed is gone: run the job again once the input is complete)"
@@ -204,7 +270,10 @@ def _input_errors(source: str) -> Iterator[None]:
         if not any(marker in text for marker in _READ_FAILURES):
             raise
         lines = [line.strip() for line in text.splitlines() if line.strip()]
-        cause = next((line for line in lines if "Exception:" in line), lines[0] if lines else "")
+        cause = next(
+            (line for line in lines if "Exception:" in line or "Error:" in line),
+            lines[0] if lines else "",
+        )
         raise InvalidInputError(
             f"cannot read input {source}: its data is damaged ({cause[:300]})"
         ) from None

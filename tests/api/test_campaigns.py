@@ -241,9 +241,12 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
         "scored_rows": 312,
         "output_path": "output/p.parquet",
         "model_sha256": "a" * 64,
+        "scoring_path": "python-reads",
     }
+    assert run["scoring_path"] is None  # until the job says how it read the users
     updated = client.patch(f"/campaigns/{cid}/runs/{run['id']}", json=patch).json()
     assert updated["status"] == "succeeded"
+    assert updated["scoring_path"] == "python-reads"
     assert updated["scored_rows"] == 312
     second = client.post(f"/campaigns/{cid}/runs", json={"status": "queued"}).json()
     assert [r["id"] for r in client.get(f"/campaigns/{cid}/runs").json()] == [
@@ -262,6 +265,7 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
         {"model_sha256": "not-a-sha"},
         {"started_at": "2026-11-26T12:00:00"},  # naive datetimes are ambiguous
         {"scored_rows": True},
+        {"scoring_path": "jvm"},
     ],
 )
 def test_invalid_run_fields_are_422(client: TestClient, body: dict) -> None:

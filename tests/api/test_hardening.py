@@ -415,8 +415,9 @@ CAMPAIGN_OK = {
 }
 RUN = (
     "INSERT INTO campaign_runs (campaign_id, status, input_rows, audience_size, scored_rows, "
-    "model_sha256, output_path, created_at) VALUES ({campaign_id}, {status}, {input_rows}, "
-    "{audience_size}, {scored_rows}, {model_sha256}, {output_path}, '2026-11-26 12:00:00')"
+    "model_sha256, output_path, scoring_path, created_at) VALUES ({campaign_id}, {status}, "
+    "{input_rows}, {audience_size}, {scored_rows}, {model_sha256}, {output_path}, "
+    "{scoring_path}, '2026-11-26 12:00:00')"
 )
 RUN_OK = {
     "campaign_id": "1",
@@ -426,6 +427,7 @@ RUN_OK = {
     "scored_rows": "5",
     "model_sha256": "'" + "a" * 64 + "'",
     "output_path": "'out.parquet'",
+    "scoring_path": "'python-reads'",
 }
 
 
@@ -447,6 +449,7 @@ FORBIDDEN = [  # (table, field, value, databases whose CHECK constraints refuse 
     ("campaign_runs", "model_sha256", "'" + "A" * 64 + "'", "both"),
     ("campaign_runs", "model_sha256", "'abc'", "both"),
     ("campaign_runs", "output_path", "'" + "p" * 1001 + "'", "both"),
+    ("campaign_runs", "scoring_path", "'jvm'", "both"),
 ]
 
 

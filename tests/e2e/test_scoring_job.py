@@ -107,6 +107,7 @@ def test_output_is_exactly_the_audience_scored_by_catboost(
     run_record = last_run(project, campaign_id)
     assert (run_record.status, run_record.audience_size) == ("succeeded", len(expected))
     assert run_record.input_rows == len(users) and run_record.scored_rows == len(expected)
+    assert result.scoring_path == run_record.scoring_path == "python-reads"  # a local input
 
 
 def test_output_schema_is_the_contract(project: Project, spark) -> None:
@@ -192,24 +193,33 @@ def test_a_full_disk_during_the_write_is_one_line_with_the_details_in_a_log(
     assert not any(tiny_disk.glob("**/*.parquet"))  # no partial output was published
 
 
+@pytest.mark.parametrize("path", ["python-reads", "spark-reads"])
 def test_an_input_deleted_while_the_job_reads_it_is_one_line(
-    project: Project, spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: Project, spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
+    import lib.parquet_source
     import lib.spark_engine
 
     users = tmp_path / "users.parquet"
     shutil.copy(project.users, users)
-    check = lib.spark_engine.check_input_columns
+    check, plan = lib.spark_engine.check_input_columns, lib.parquet_source.plan_row_groups
 
     def check_then_delete(frame, needed) -> None:  # the file goes after Spark listed it
         check(frame, needed)
         users.unlink()
 
+    def plan_then_delete(*args, **kwargs):  # ... or after the driver planned its row groups
+        shares = plan(*args, **kwargs)
+        users.unlink()
+        return shares
+
     monkeypatch.setattr(lib.spark_engine, "check_input_columns", check_then_delete)
-    campaign_id = project.create_campaign("vanishing input", "age > 30")
+    monkeypatch.setattr(lib.parquet_source, "plan_row_groups", plan_then_delete)
+    campaign_id = project.create_campaign(f"vanishing input {path}", "age > 30")
     with pytest.raises(InvalidInputError, match="changed or disappeared while the job read it"):
-        run_on(project, spark, campaign_id, users, tmp_path / "out.parquet")
-    assert last_run(project, campaign_id).status == "failed"
+        run_on(project, spark, campaign_id, users, tmp_path / "out.parquet", path)
+    run = last_run(project, campaign_id)
+    assert run.status == "failed" and "\n" not in (run.error_message or "")
 
 
 def test_leftovers_of_a_killed_run_do_not_disturb_readers(project: Project, spark) -> None:
@@ -438,7 +448,14 @@ def test_malformed_bigquery_target_is_refused() -> None:
 
 
 # ---- hostile and damaged inputs: the documented exit code, or it works -----------------------
-def run_on(project: Project, spark, campaign_id: int, users: Path, output: Path):
+def run_on(
+    project: Project,
+    spark,
+    campaign_id: int,
+    users: Path,
+    output: Path,
+    scoring_path: str | None = None,
+):
     return predict.run_job(
         campaign_id,
         config_api_url=project.url,
@@ -447,6 +464,7 @@ def run_on(project: Project, spark, campaign_id: int, users: Path, output: Path)
         spark=spark,
         model_dir=project.models,
         echo=lambda line: None,
+        scoring_path=scoring_path,
     )
 
 
@@ -454,8 +472,9 @@ def users_table(project: Project) -> pa.Table:
     return pq.read_table(project.users)
 
 
+@pytest.mark.parametrize("path", ["python-reads", "spark-reads"])
 def test_damaged_data_pages_behind_an_intact_footer_are_exit_2(
-    project: Project, spark, tmp_path: Path
+    project: Project, spark, tmp_path: Path, path: str
 ) -> None:
     damaged = tmp_path / "damaged.parquet"
     pq.write_table(users_table(project), damaged, compression="snappy")
@@ -465,9 +484,9 @@ def test_damaged_data_pages_behind_an_intact_footer_are_exit_2(
         data[i] = (data[i] * 31 + 17) % 256
     damaged.write_bytes(bytes(data))
     pq.read_metadata(damaged)  # the footer still reads: only Spark's scan can find out
-    campaign_id = project.create_campaign("damaged pages", "age > 20")
+    campaign_id = project.create_campaign(f"damaged pages {path}", "age > 20")
     with pytest.raises(InvalidInputError, match="damaged"):
-        run_on(project, spark, campaign_id, damaged, tmp_path / "out.parquet")
+        run_on(project, spark, campaign_id, damaged, tmp_path / "out.parquet", path)
     assert not (tmp_path / "out.parquet").exists()
     assert last_run(project, campaign_id).status == "failed"
 
@@ -529,8 +548,9 @@ def test_duplicate_users_are_refused_not_scored_twice(
     assert not (tmp_path / "out.parquet").exists()
 
 
+@pytest.mark.parametrize("path", ["python-reads", "spark-reads"])
 def test_categorical_country_and_decimal_monetary_are_scored_like_the_plain_input(
-    project: Project, spark, tmp_path: Path
+    project: Project, spark, tmp_path: Path, path: str
 ) -> None:
     users = pd.read_parquet(project.users)
     odd = users.astype({"country": "category"})
@@ -540,8 +560,12 @@ def test_categorical_country_and_decimal_monetary_are_scored_like_the_plain_inpu
     table = table.set_column(table.schema.get_field_index("monetary"), "monetary", monetary)
     pq.write_table(table, tmp_path / "u.parquet")
     assert pa.types.is_dictionary(pq.read_schema(tmp_path / "u.parquet").field("country").type)
-    campaign_id = project.create_campaign("odd types", "country IN ('US', 'DE') AND monetary > 100")
-    result = run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+    text = "country IN ('US', 'DE') AND monetary > 100"
+    campaign_id = project.create_campaign(f"odd types {path}", text)
+    result = run_on(
+        project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet", path
+    )
+    assert result.scoring_path == path
 
     plain = users.assign(monetary=[float(c) for c in cents])
     expected = plain[plain.country.isin(["US", "DE"]) & (plain.monetary > 100)]
@@ -552,8 +576,9 @@ def test_categorical_country_and_decimal_monetary_are_scored_like_the_plain_inpu
     assert np.max(np.abs(out[schema.SCORE].to_numpy() - truth)) <= 1e-9
 
 
+@pytest.mark.parametrize("path", ["python-reads", "spark-reads"])
 def test_an_int64_monetary_is_filtered_exactly_like_spark_sql_reads_the_filter(
-    project: Project, spark, tmp_path: Path
+    project: Project, spark, tmp_path: Path, path: str
 ) -> None:
     # The report: monetary stored as int64 was cast to double, so `= 9007199254740993`
     # selected both 2^53 and 2^53 + 1; Spark SQL on the bigint column selects one.
@@ -563,8 +588,8 @@ def test_an_int64_monetary_is_filtered_exactly_like_spark_sql_reads_the_filter(
     table = table.set_column(table.schema.get_field_index("monetary"), "monetary", big)
     pq.write_table(table, tmp_path / "u.parquet")
     text = "monetary = 9007199254740993 OR monetary BETWEEN 6.5 AND 7"
-    campaign_id = project.create_campaign("int64 monetary", text)
-    run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet")
+    campaign_id = project.create_campaign(f"int64 monetary {path}", text)
+    run_on(project, spark, campaign_id, tmp_path / "u.parquet", tmp_path / "out.parquet", path)
     selected = sorted(pd.read_parquet(tmp_path / "out.parquet")[schema.USER_ID])
     by_spark_sql = spark.read.parquet(str(tmp_path / "u.parquet")).filter(text)
     assert selected == sorted(row.user_id for row in by_spark_sql.collect())
@@ -740,6 +765,7 @@ def test_hive_partitioned_input_is_scored_like_the_flat_file(
     result = run_on(project, spark, campaign_id, tmp_path / "by_country", tmp_path / "out.parquet")
     expected = users[(users.country == "US") & (users.age > 25)]
     assert result.audience_size == len(expected)
+    assert result.scoring_path == "spark-reads"  # Spark types the folder values
     assert result.output_path == str(tmp_path / "out.parquet")  # absolute, as recorded
     assert last_run(project, campaign_id).output_path == str(tmp_path / "out.parquet")
 

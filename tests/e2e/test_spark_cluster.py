@@ -142,6 +142,7 @@ def test_job_on_the_cluster_equals_the_local_run(
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert "✅ JOB COMPLETED SUCCESSFULLY" in out.stdout
+    assert "Scoring path: python-reads" in out.stdout  # the executors read the input
 
     local_out = tmp_path / "local.parquet"
     predict.run_job(

@@ -74,32 +74,35 @@ def test_the_hardening_is_set_server_side(connect_session) -> None:
     assert connect_session.conf.get("spark.sql.execution.arrow.pyspark.enabled") == "true"
 
 
-def test_the_job_over_connect_equals_the_classic_run(
+def test_the_job_over_connect_equals_the_classic_run_on_both_scoring_paths(
     project: Project, spark, connect_session, tmp_path: Path
 ) -> None:
     campaign_id = project.create_campaign("connect vs classic", "age > 30 OR country = 'DE'")
     outputs = {}
-    for name, session in [("classic", spark), ("connect", connect_session)]:
+    runs = [(t, s, p) for t, s in [("classic", spark), ("connect", connect_session)]
+            for p in ("python-reads", "spark-reads")]  # fmt: skip
+    for transport, session, path in runs:
+        out = tmp_path / f"{transport}-{path}.parquet"
         result = predict.run_job(
             campaign_id,
             config_api_url=project.url,
             input_path=str(project.users),
-            output_path=str(tmp_path / f"{name}.parquet"),
+            output_path=str(out),
             spark=session,
             model_dir=project.models,
             echo=lambda line: None,
+            scoring_path=path,
         )
-        outputs[name] = (
-            pd.read_parquet(tmp_path / f"{name}.parquet").sort_values(schema.USER_ID),
-            result,
-        )
-    classic, connect = outputs["classic"][0], outputs["connect"][0]
-    assert len(classic) == len(connect) > 0
+        assert result.scoring_path == path
+        outputs[transport, path] = (pd.read_parquet(out).sort_values(schema.USER_ID), result)
     columns = [schema.USER_ID, schema.SCORE, schema.DECILE, "model_sha256", schema.CAMPAIGN_ID]
-    pd.testing.assert_frame_equal(
-        classic[columns].reset_index(drop=True), connect[columns].reset_index(drop=True)
-    )
-    assert outputs["classic"][1].decile_cut_points == outputs["connect"][1].decile_cut_points
+    first, first_result = outputs["classic", "python-reads"]
+    assert len(first) > 0
+    for frame, result in outputs.values():  # row for row, bit for bit
+        pd.testing.assert_frame_equal(
+            first[columns].reset_index(drop=True), frame[columns].reset_index(drop=True)
+        )
+        assert result.decile_cut_points == first_result.decile_cut_points
 
 
 def test_bigquery_without_the_connector_is_refused_over_connect(

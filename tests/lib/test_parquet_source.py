@@ -1,9 +1,11 @@
-"""Python reads the users itself (issue 17 groundwork): plan, read, filter and score by row
-group, and the Spark data source that runs it; scores are CatBoost's own."""
+"""Python reads the users itself: plan, read, filter and score by row group, and the Spark
+tasks that run it (and the data source candidate of bench.scoring); scores are CatBoost's own."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,10 @@ from lib.audience import parse_filter
 from lib.data import generate_users
 from lib.parquet_source import plan_row_groups, score_row_groups, scored_users
 from lib.registry import load_model, load_verified
+from lib.spark import task_slots
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 FILTER = "country = 'US' AND age > 30"
 
@@ -43,9 +49,26 @@ def expected_scores(users_file: Path, models: Path, text: str | None) -> pd.Data
 def test_the_plan_skips_row_groups_the_filter_cannot_match(users_file: Path) -> None:
     everyone = plan_row_groups(str(users_file), None, tasks=2)
     audience = plan_row_groups(str(users_file), parse_filter("age > 60"), tasks=2)
-    assert sum(share.rows for share in everyone) == 2_000
-    assert len(everyone) == 2 and abs(everyone[0].rows - everyone[1].rows) <= 200
+    assert [share.rows for share in everyone] == [1_000, 1_000]
     assert 0 < sum(share.rows for share in audience) < 2_000  # younger row groups never read
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 3, 7, 10, 64])
+def test_shares_cover_every_row_once_with_equal_counts(users_file: Path, tasks: int) -> None:
+    plan = plan_row_groups(str(users_file), None, tasks)
+    rows = [(p.group, p.start + i) for share in plan for p in share.parts for i in range(p.rows)]
+    assert sorted(rows) == [(g, i) for g in range(10) for i in range(200)]
+    assert len(plan) == tasks and max(s.rows for s in plan) - min(s.rows for s in plan) <= 1
+
+
+def test_five_row_groups_on_two_cores_split_a_group_between_the_tasks(tmp_path: Path) -> None:
+    # Whole row groups would give one task three and the other two: the job waits for three.
+    pq.write_table(
+        pa.table({schema.USER_ID: range(500)}), tmp_path / "u.parquet", row_group_size=100
+    )
+    plan = plan_row_groups(str(tmp_path / "u.parquet"), None, tasks=2)
+    assert [share.rows for share in plan] == [250, 250]
+    assert (plan[1].parts[0].group, plan[1].parts[0].start, plan[1].parts[0].rows) == (2, 50, 50)
 
 
 def test_row_groups_are_read_filtered_and_scored_like_catboost(
@@ -66,7 +89,7 @@ def test_row_groups_are_read_filtered_and_scored_like_catboost(
 
 @pytest.mark.spark
 @pytest.mark.parametrize("transport", ["classic", "connect"])
-def test_the_data_source_scores_like_catboost_over_both_transports(
+def test_python_reads_score_like_catboost_over_both_transports(
     request: pytest.FixtureRequest,
     users_file: Path,
     trained_model_dir: Path,
@@ -80,6 +103,30 @@ def test_the_data_source_scores_like_catboost_over_both_transports(
     got = pd.read_parquet(tmp_path / "out.parquet").sort_values(schema.USER_ID)
     expected = expected_scores(users_file, trained_model_dir, FILTER)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+    assert len(list((tmp_path / "out.parquet").glob("part-*"))) == 2  # one task per share
+
+
+@pytest.mark.spark
+def test_the_data_source_candidate_scores_like_catboost(
+    spark: SparkSession, users_file: Path, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    from bench.python_source import data_source_scores
+
+    model = load_verified("campaign_model_v1.cbm", trained_model_dir)
+    scored = data_source_scores(spark, str(users_file), parse_filter(FILTER), model)
+    scored.write.parquet(str(tmp_path / "out.parquet"))
+    got = pd.read_parquet(tmp_path / "out.parquet").sort_values(schema.USER_ID)
+    expected = expected_scores(users_file, trained_model_dir, FILTER)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize("transport", ["classic", "connect"])
+def test_task_slots_are_the_local_cores(request: pytest.FixtureRequest, transport: str) -> None:
+    spark = request.getfixturevalue("spark" if transport == "classic" else "connect_session")
+    master = spark.conf.get("spark.master")
+    expected = os.cpu_count() if master == "local[*]" else int(master[len("local[") : -1])
+    assert task_slots(spark) == expected
 
 
 def test_row_groups_are_never_pruned_on_a_float_column(tmp_path: Path) -> None:
