@@ -68,13 +68,15 @@ ACTIVE_RUN_STATUSES: Final[tuple[str, ...]] = ("queued", "running")
 
 
 # How the job read the users: Python tasks read the Parquet row groups with pyarrow (local
-# or mounted inputs), or Spark's JVM read them and shipped the features to Python (remote).
-ScoringPath = Literal["python-reads", "spark-reads"]
+# or mounted inputs), or Spark's JVM read them and shipped the features to Python (remote),
+# or no Spark at all (notebook 04's engine="local": the benchmark's floor).
+ScoringPath = Literal["python-reads", "spark-reads", "in-process"]
 SCORING_PATHS: Final[tuple[str, ...]] = get_args(ScoringPath)
 SCORING_PATH_DESCRIPTION: Final = (
     "How the job read the users: `python-reads` (Python tasks read the Parquet row groups "
-    "with pyarrow, only the scores crossed to Spark) or `spark-reads` (Spark read the input, "
-    "a remote one, and shipped the features to Python). Null for runs of older jobs."
+    "with pyarrow, only the scores crossed to Spark), `spark-reads` (Spark read the input, "
+    "a remote one, and shipped the features to Python) or `in-process` (no Spark: pyarrow "
+    "and CatBoost in the job's own process). Null for runs of older jobs."
 )
 
 HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DECILE",
     "assign_deciles",
+    "by_decile_and_bin",
     "contact_advice",
     "decile_aggregates",
     "display_table",
@@ -71,6 +72,21 @@ def decile_aggregates(
         frame["converted"] = np.asarray(labels, dtype="int64")
         named["converted"] = ("converted", "sum")
     return frame.groupby(DECILE, as_index=False).agg(**named)
+
+
+def by_decile_and_bin(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Users, score range and expected conversions per (decile, 0.05-wide score bin): what
+    notebook 04's one Spark aggregation answers, computed by pandas (engine="local")."""
+    from lib import schema
+
+    score = predictions[schema.SCORE]
+    keyed = predictions.assign(bin=np.floor(score * 20) / 20)
+    return keyed.groupby([schema.DECILE, "bin"], as_index=False).agg(
+        users=(schema.SCORE, "size"),
+        min_score=(schema.SCORE, "min"),
+        max_score=(schema.SCORE, "max"),
+        expected=(schema.SCORE, "sum"),
+    )
 
 
 def gains_table(aggregates: pd.DataFrame) -> pd.DataFrame:

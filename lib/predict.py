@@ -49,12 +49,14 @@ def run_job(
     model_dir: str | os.PathLike[str] | None = None,
     echo: Echo = print,
     scoring_path: str | None = None,
+    engine: str = "spark",
 ) -> JobResult:
     """Score one campaign's audience with Spark and write its predictions.
 
     Unset arguments come from the settings (environment variables). ``spark`` is used as
     given (notebook 04 builds it in its own cell); without it a session is started.
     ``scoring_path`` forces how the users are read (default: SCORING_PATH, ``auto``).
+    ``engine="local"`` scores in this process without Spark (lib.local_engine: the floor).
     """
     campaign_id = check_campaign_id(campaign_id)
     spec = JobSpec.from_settings(
@@ -64,6 +66,12 @@ def run_job(
         output_path=os.fspath(output_path) if output_path else None,
         model_dir=os.fspath(model_dir) if model_dir else None,
     )
+    if engine == "local":
+        from lib.local_engine import LocalEngine
+
+        return job.run_job(spec, LocalEngine(), echo)
+    if engine != "spark":
+        raise InvalidInputError(f"engine must be 'spark' or 'local', got {engine!r}")
     return job.run_job(spec, SparkEngine(spark, master, scoring_path), echo)
 
 

@@ -1,6 +1,7 @@
 """The production runner: notebook 04 under papermill for one campaign, then an HTML report.
 
     python -m lib.runner --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
+                         [--engine spark|local]
 
 ``make score``, ``make demo`` (through :func:`score`) and the Kubernetes papermill Job all
 run this, so every way of running the notebook gives the same exit codes and report. The
@@ -66,6 +67,7 @@ def score(
     input_path: str | None = None,
     output_path: str | None = None,
     name: str | None = None,
+    engine: str = "spark",
 ) -> tuple[int, Path, Path | None]:
     """Run notebook 04; returns (exit code, executed notebook, HTML report)."""
     import papermill as pm
@@ -82,7 +84,10 @@ def score(
         parameters["input_path"] = input_path
     if output_path:
         parameters["output_path"] = output_path
-    _use_local_spark_connect()
+    if engine != "spark":  # "local": no Spark at all (the floor of bench.teaching_run)
+        parameters["engine"] = engine
+    else:
+        _use_local_spark_connect()
     code = 0
     try:
         pm.execute_notebook(
@@ -138,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-api-url", default=None, help="default: CONFIG_API_URL")
     parser.add_argument("--input", default=None, help="default: DATA_DIR/sample_users.parquet")
     parser.add_argument("--output", default=None, help="default: OUTPUT_DIR/predictions_...")
+    parser.add_argument(
+        "--engine",
+        choices=["spark", "local"],
+        default="spark",
+        help="spark (default); local: score in the kernel with pyarrow + CatBoost, no Spark",
+    )
     return parser
 
 
@@ -148,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_api_url=args.config_api_url,
         input_path=args.input,
         output_path=args.output,
+        engine=args.engine,
     )
     print(f"📓 Executed notebook: {executed}")
     if html is not None:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame
 
 from lib.errors import InvalidInputError
@@ -334,6 +335,21 @@ class LocalParquetSink:
         try:
             predictions.write.mode("error").parquet(str(staging))  # Connect knows "error" only
             self.local.publish(staging, marker={"campaign_id": campaign_id, "run_id": run_id})
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def write_table(self, predictions: pa.Table, *, campaign_id: int, run_id: int) -> None:
+        """:meth:`write` for an Arrow table written in this process (lib.local_engine)."""
+        import pyarrow.parquet as pq
+
+        staging = self.local.new_staging(f"run{run_id}")
+        try:
+            staging.mkdir()
+            pq.write_table(predictions, staging / "part-00000.parquet")
+            self.local.publish(staging, marker={"campaign_id": campaign_id, "run_id": run_id})
+        except OSError as err:
+            message = f"cannot write to {self.local.path}: {err.strerror or err}"
+            raise storage_or_input_error(err, message) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -805,3 +805,53 @@ def test_cli_sigterm_while_spark_works_is_exit_143_and_recorded(
     failed = last_run(project, campaign_id)
     assert failed.status == "failed" and failed.error_message == "stopped by signal SIGTERM"
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_in_process_engine_writes_what_spark_writes(
+    project: Project, spark, tmp_path: Path
+) -> None:
+    # engine="local" (the benchmark's floor) runs the same job without Spark: the same
+    # users, scores, deciles and cut points (Spark's percentile_approx is exact here).
+    campaign_id = project.create_campaign("in process", "country IN ('US', 'GB') AND age > 22")
+    results, frames = {}, {}
+    for engine in ("spark", "local"):
+        out = tmp_path / f"{engine}.parquet"
+        results[engine] = predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(project.users),
+            output_path=str(out),
+            spark=spark if engine == "spark" else None,
+            model_dir=project.models,
+            echo=lambda line: None,
+            engine=engine,
+        )
+        frames[engine] = pd.read_parquet(out).sort_values(schema.USER_ID).reset_index(drop=True)
+        assert pq.read_schema(next(out.glob("*.parquet"))).field(schema.DECILE).type == pa.int32()
+    columns = [schema.USER_ID, schema.CAMPAIGN_ID, schema.SCORE, schema.DECILE, "model_sha256"]
+    assert len(frames["local"]) > 100
+    pd.testing.assert_frame_equal(frames["spark"][columns], frames["local"][columns])
+    local, on_spark = results["local"], results["spark"]
+    assert local.decile_cut_points == on_spark.decile_cut_points
+    assert local.mean_score == pytest.approx(on_spark.mean_score, rel=1e-12)
+    assert local.scoring_path == last_run(project, campaign_id).scoring_path == "in-process"
+
+
+def test_the_in_process_engine_refuses_what_only_spark_can_do(
+    project: Project, tmp_path: Path
+) -> None:
+    users = pd.read_parquet(project.users)
+    users.to_parquet(tmp_path / "by_country", partition_cols=["country"])
+    campaign_id = project.create_campaign("in process, partitioned", "age > 30")
+    with pytest.raises(InvalidInputError, match="engine=local reads one local Parquet file"):
+        predict.run_job(
+            campaign_id,
+            config_api_url=project.url,
+            input_path=str(tmp_path / "by_country"),
+            output_path=str(tmp_path / "out.parquet"),
+            model_dir=project.models,
+            echo=lambda line: None,
+            engine="local",
+        )
+    assert not (tmp_path / "out.parquet").exists()
+    assert last_run(project, campaign_id).status == "failed"

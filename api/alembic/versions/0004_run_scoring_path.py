@@ -2,8 +2,9 @@
 
 The job now has two ways to read its input: Python tasks read the Parquet row groups with
 pyarrow (local or mounted inputs), or Spark reads a remote input in the JVM and ships the
-features to Python. The run record keeps which one ran (``python-reads`` or ``spark-reads``;
-null for runs of older jobs), under a CHECK constraint with the text of api.models (copied,
+features to Python; notebook 04 can also score in its own process without Spark. The run
+record keeps which one ran (``python-reads``, ``spark-reads`` or ``in-process``; null for
+runs of older jobs), under a CHECK constraint with the text of api.models (copied,
 not imported: a migration keeps meaning what it meant when it was written). A new nullable
 column: no stored row can break the constraint.
 
@@ -24,7 +25,7 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-CHECK = "scoring_path IN ('python-reads', 'spark-reads')"
+CHECK = "scoring_path IN ('python-reads', 'spark-reads', 'in-process')"
 
 
 def upgrade() -> None:
