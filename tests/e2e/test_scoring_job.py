@@ -413,6 +413,8 @@ def test_cli_success_prints_the_seed_progress_lines(
         "📦 Loading model from: models/campaign_model_v1.pkl",
         f"📊 Reading user data from: {project.users}",
         "✅ Loaded 1,000 users",
+        "⚙️ Scoring path: python-reads: Python tasks read the Parquet row groups, only the "
+        "scores cross to Spark",
         "🎯 Applying audience filter: country='US' AND age > 25",
         f"✅ Filtered to {n:,} users ({n / 1000:.1%})",
         "🤖 Generating predictions...",
