@@ -93,7 +93,7 @@ def test_testbook_reads_the_jobs_results_from_the_kernel(
         summary = tb.value("summary")
         assert summary["input_rows"] == len(users)
         assert summary["output_path"] == str(project.output(campaign_id))
-        assert set(tb.value("list(result.timings)")) >= {"read", "filter + score", "write"}
+        assert set(tb.value("list(result.timings)")) >= {"load model", "filter + score", "write"}
         assert tb.value("len(top_users)") == 10
 
 

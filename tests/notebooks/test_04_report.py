@@ -40,7 +40,12 @@ def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: S
     assert run.payload is not None
     timings = dict(run.payload["timings"])
     assert list(timings)[:2] == ["import libraries", "connect to Spark Connect"]
-    job_stages = {"fetch campaign", "read", "filter + score", "write"}
+    job_stages = {
+        "fetch campaign",
+        "load model",
+        "filter + score",
+        "write",
+    }  # python-reads: no read stage
     assert job_stages | {"job: checks and run record", "summaries (Spark)"} <= set(timings)
     assert run.payload["spark_mode"].startswith("Spark Connect")
 
