@@ -84,11 +84,22 @@ def check_local_input(path: str, needed: Sequence[str]) -> int | None:
         if not fragments:
             raise InvalidInputError(f"input {path} holds no Parquet files")
         first_types: dict[str, tuple[Any, str]] = {}
+        anywhere = {name for f in fragments for name in f.physical_schema.names}
         for fragment in fragments:
             physical = fragment.physical_schema
+            in_folder_names = ds.get_partition_keys(fragment.partition_expression)
             for name in needed:
-                if name not in physical.names:
+                if name in in_folder_names:
                     continue
+                if name not in physical.names and name not in anywhere:
+                    continue  # no part has it: check_columns names what is missing
+                if name not in physical.names:
+                    # Spark would read NULL for it (no schema merging) and quietly drop or
+                    # mis-score those users; the python-reads path would fail half-way.
+                    raise InvalidInputError(
+                        f"input part {Path(fragment.path).name} lacks column '{name}' "
+                        "(every part needs every column the job reads)"
+                    )
                 typ = physical.field(name).type
                 seen = first_types.setdefault(name, (typ, fragment.path))
                 if not seen[0].equals(typ):

@@ -78,9 +78,9 @@ class LocalEngine:
                 schema.CAMPAIGN_ID: pa.array(np.full(n, task.campaign.id, np.int64)),
                 schema.SCORE: pa.array(scores, pa.float64()),
                 schema.DECILE: pa.array(deciles(scores, cuts), pa.int32()),
-                "model_sha256": pa.array([task.model.sha256] * n, pa.string()),
+                "model_sha256": pa.repeat(pa.scalar(task.model.sha256, pa.string()), n),
                 "run_id": pa.array(np.full(n, task.run_id, np.int64)),
-                "scored_at": pa.array([task.scored_at] * n, pa.timestamp("us", tz="UTC")),
+                "scored_at": pa.repeat(pa.scalar(task.scored_at, pa.timestamp("us", tz="UTC")), n),
             },
             schema=schema.PREDICTION_SCHEMA,
         )

@@ -143,11 +143,13 @@ def score_row_groups(
     columns = list(
         dict.fromkeys([schema.USER_ID, *features, *(audience.columns if audience else [])])
     )
-    files: dict[str, pq.ParquetFile] = {}
-    for part in share.parts:
-        if part.path not in files:
-            files[part.path] = pq.ParquetFile(part.path)
-        group = files[part.path].read_row_group(part.group, columns=columns)
+    opened: tuple[str, pq.ParquetFile] | None = None
+    for part in share.parts:  # in file order: one file open at a time (thousands of parts)
+        if opened is None or opened[0] != part.path:
+            if opened is not None:
+                opened[1].close()
+            opened = (part.path, pq.ParquetFile(part.path))
+        group = opened[1].read_row_group(part.group, columns=columns)
         table = group.slice(part.start, part.rows)
         if audience is not None:
             table = table.filter(to_arrow_expression(audience, table.schema))
@@ -158,6 +160,8 @@ def score_row_groups(
                 table = table.set_column(index, name, table.column(name).cast(pa.float64()))
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
             yield score_arrow(batch, model, features, thread_count=thread_count)
+    if opened is not None:
+        opened[1].close()
 
 
 def scored_users(
@@ -173,10 +177,12 @@ def scored_users(
     task slots, :func:`lib.spark.task_slots`).
     """
     import json
+    import os
 
     from lib.spark import task_slots
 
-    plan = plan_row_groups(path, audience, tasks or task_slots(spark))
+    # Absolute: the tasks' working folder (a Connect server's, a worker's) is not ours.
+    plan = plan_row_groups(os.path.abspath(path), audience, tasks or task_slots(spark))
     shares = [(json.dumps([[p.path, p.group, p.start, p.rows] for p in s.parts]),) for s in plan]
     model_bytes, model_format, model_sha256 = model.data, model.format, model.sha256
     features = list(model.features)

@@ -153,6 +153,10 @@ def scoring_path_for(input_path: str, setting: str | None = None) -> tuple[Scori
     from lib.parquet_source import partition_columns
 
     setting = setting or get_settings().scoring_path
+    if setting not in ("auto", "python-reads", "spark-reads"):
+        raise InvalidInputError(
+            f"scoring path must be auto, python-reads or spark-reads, got {setting!r}"
+        )
     if setting == "spark-reads":
         return "spark-reads", f"{SPARK_READS} (SCORING_PATH=spark-reads)"
     local = local_path(input_path)
@@ -256,18 +260,22 @@ _READ_FAILURES = (
 @contextmanager
 def _input_errors(source: str) -> Iterator[None]:
     """Turn Spark's failure to read damaged input files into one line and exit code 2."""
+    from pyarrow import ArrowInvalid  # the driver plans python-reads' row groups with pyarrow
+
     try:
         yield
     except PipelineError:
         raise
     except Exception as err:
         text = str(err)
-        if any(m in text for m in ("FILE_NOT_EXIST", "FileNotFoundException", "FileNotFoundError")):
+        gone = ("FILE_NOT_EXIST", "FileNotFoundException", "FileNotFoundError")
+        if isinstance(err, FileNotFoundError) or any(m in text for m in gone):
             raise InvalidInputError(
                 f"cannot read input {source}: it changed or disappeared while the job read it "
                 "(a file Spark listed is gone: run the job again once the input is complete)"
             ) from None
-        if not any(marker in text for marker in _READ_FAILURES):
+        damaged = isinstance(err, ArrowInvalid) or "not a parquet file" in text.lower()
+        if not damaged and not any(marker in text for marker in _READ_FAILURES):
             raise
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         cause = next(

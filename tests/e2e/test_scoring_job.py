@@ -508,6 +508,23 @@ def test_parts_whose_column_types_disagree_are_refused_before_spark(
         check_local_input(str(folder), ["user_id", "age"])
 
 
+def test_a_part_lacking_a_needed_column_is_refused_before_spark(
+    project: Project, tmp_path: Path
+) -> None:
+    # Spark would read NULL for it and quietly drop those users from `country = 'US'`.
+    table = users_table(project)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    pq.write_table(table.slice(0, 500), folder / "part-0.parquet")
+    pq.write_table(table.slice(500).drop_columns(["country"]), folder / "part-1.parquet")
+    with pytest.raises(InvalidInputError, match=r"part-1\.parquet lacks column 'country'"):
+        check_local_input(str(folder), ["user_id", "country"])
+    assert check_local_input(str(folder), ["user_id", "age"]) == 1000  # not needed: fine
+    (folder / "part-0.parquet").rename(folder / "part-2.parquet")  # the first part lacks it
+    with pytest.raises(InvalidInputError, match=r"part-1\.parquet lacks column 'country'"):
+        check_local_input(str(folder), ["user_id", "country"])
+
+
 @pytest.mark.parametrize(
     ("user_ids", "message"),
     [

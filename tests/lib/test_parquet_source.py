@@ -140,3 +140,25 @@ def test_row_groups_are_never_pruned_on_a_float_column(tmp_path: Path) -> None:
 
 def test_a_filter_that_matches_no_row_group_plans_nothing(users_file: Path) -> None:
     assert plan_row_groups(str(users_file), parse_filter("age > 1000"), tasks=2) == []
+
+
+def test_a_share_of_many_files_holds_one_open_at_a_time(
+    tmp_path: Path, trained_model_dir: Path
+) -> None:
+    import resource
+
+    users = generate_users(300, seed=3)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i in range(300):  # Spark-written inputs often have thousands of part files
+        row = pa.Table.from_pandas(users.iloc[i : i + 1], preserve_index=False)
+        pq.write_table(row, folder / f"part-{i:05d}.parquet")
+    model = load_model("campaign_model_v1.cbm", trained_model_dir)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (200, hard))
+    try:
+        (share,) = plan_row_groups(str(folder), None, tasks=1)
+        scored = [b for b in score_row_groups(share, model, list(schema.FEATURES), None)]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert sum(batch.num_rows for batch in scored) == 300

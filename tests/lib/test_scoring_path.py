@@ -67,3 +67,8 @@ def test_the_default_comes_from_the_setting(flat: Path, monkeypatch: pytest.Monk
     finally:
         monkeypatch.delenv("SCORING_PATH")
         get_settings.cache_clear()
+
+
+def test_a_misspelt_scoring_path_is_refused(flat: Path) -> None:
+    with pytest.raises(InvalidInputError, match="got 'spark_reads'"):
+        scoring_path_for(str(flat), "spark_reads")
