@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import html
+import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
-from lib.api_server import free_port
 from lib.settings import Settings
 from tests.notebooks.conftest import executed_notebook, outputs
 from tests.servers import uvicorn_server
@@ -46,9 +46,14 @@ def test_config_api_notebook_against_a_real_server(
 def test_config_api_notebook_without_the_api_says_how_to_start_it(
     isolated_settings: Settings,
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with executed_notebook("03_config_api.ipynb", {"config_api_url": url}, fails=True) as tb:
-        (error,) = outputs(tb, "error")
+    # Bound and never listening: connections are refused, and no other process of the
+    # suite can take the port meanwhile (a free_port() number could be reused: CI saw a
+    # ReadTimeout from whatever listened there next).
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{reserved.getsockname()[1]}"
+        with executed_notebook("03_config_api.ipynb", {"config_api_url": url}, fails=True) as tb:
+            (error,) = outputs(tb, "error")
     assert error.ename == "ApiUnavailableError"
     (line,) = error.traceback  # one red line, not a 15-line traceback
     assert f"config API unreachable at {url}" in line
