@@ -14,7 +14,7 @@ from lib import schema
 from lib.errors import InvalidInputError
 from lib.files import local_path
 
-__all__ = ["arrow_kind", "check_columns", "check_local_input"]
+__all__ = ["arrow_kind", "check_columns", "check_ids", "check_local_input"]
 
 # Column kinds, the same for Arrow (local footers) and Spark schemas: "int" (signed, or
 # unsigned up to 32 bits), "float", "decimal", "string"; anything else is its type's name.
@@ -40,6 +40,20 @@ def check_columns(kinds: dict[str, str], needed: Sequence[str]) -> None:
             raise InvalidInputError(f"input column '{name}' must be numeric, is {kind}")
         if expected == "string" and kind != "string":
             raise InvalidInputError(f"input column '{name}' must be text, is {kind}")
+
+
+def check_ids(rows: int, ids: int, distinct_ids: int) -> None:
+    """Every scored user has an id, and each id once: the output is keyed by user_id."""
+    if ids < rows:
+        raise InvalidInputError(
+            f"input has {rows - ids:,} users without a user_id in the audience; "
+            "fix the input (every user needs an id)"
+        )
+    if distinct_ids < ids:
+        raise InvalidInputError(
+            f"input has {ids - distinct_ids:,} duplicate user_id rows in the audience; "
+            "each user must appear once (deduplicate the input)"
+        )
 
 
 def arrow_kind(typ: Any) -> str:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from lib import schema
 from lib.errors import InvalidInputError
 from lib.files import local_path
+from lib.inputs import check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
 from lib.parquet_source import partition_columns, plan_row_groups, score_row_groups
 from lib.sinks import LocalParquetSink, Sink
@@ -64,7 +65,8 @@ class LocalEngine:
             ]
             empty = pa.schema([(schema.USER_ID, pa.int64()), (schema.SCORE, pa.float64())])
             scored = pa.Table.from_batches(batches, schema=batches[0].schema if batches else empty)
-        _check_ids(scored.column(schema.USER_ID))
+        ids = scored.column(schema.USER_ID)
+        check_ids(len(ids), len(ids) - ids.null_count, pc.count_distinct(ids).as_py())
         scores = scored.column(schema.SCORE).to_numpy()
         cuts = cut_points(scores)
         audience_size = len(scores)
@@ -113,19 +115,3 @@ def deciles(scores: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
         return np.ones(len(scores), dtype=np.int32)
     above = sum((scores > c).astype(np.int32) for c in cuts)
     return (10 - np.asarray(above)).astype(np.int32)
-
-
-def _check_ids(ids: pa.ChunkedArray) -> None:
-    """As the Spark engine: every scored user has an id, and each id once."""
-    missing = ids.null_count
-    if missing:
-        raise InvalidInputError(
-            f"input has {missing:,} users without a user_id in the audience; "
-            "fix the input (every user needs an id)"
-        )
-    duplicates = len(ids) - pc.count_distinct(ids).as_py()
-    if duplicates:
-        raise InvalidInputError(
-            f"input has {duplicates:,} duplicate user_id rows in the audience; "
-            "each user must appear once (deduplicate the input)"
-        )

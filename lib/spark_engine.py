@@ -22,7 +22,7 @@ from lib.audience import to_spark_column
 from lib.contract import ScoringPath
 from lib.errors import InvalidInputError, PipelineError
 from lib.files import local_path
-from lib.inputs import check_columns
+from lib.inputs import check_columns, check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
 from lib.settings import get_settings
 from lib.sinks import BigQuerySink, ObjectStoreSink, Sink
@@ -110,7 +110,7 @@ class SparkEngine:
         assert stats is not None  # a global aggregate always yields one row
         try:
             audience_size = int(stats["n"])
-            _check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
+            check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
             cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
             share = audience_size / input_rows if input_rows else 0.0
             echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
@@ -285,20 +285,6 @@ def _input_errors(source: str) -> Iterator[None]:
         raise InvalidInputError(
             f"cannot read input {source}: its data is damaged ({cause[:300]})"
         ) from None
-
-
-def _check_ids(rows: int, ids: int, distinct_ids: int) -> None:
-    """Every scored user has an id, and each id once: the output is keyed by user_id."""
-    if ids < rows:
-        raise InvalidInputError(
-            f"input has {rows - ids:,} users without a user_id in the audience; "
-            "fix the input (every user needs an id)"
-        )
-    if distinct_ids < ids:
-        raise InvalidInputError(
-            f"input has {ids - distinct_ids:,} duplicate user_id rows in the audience; "
-            "each user must appear once (deduplicate the input)"
-        )
 
 
 def _check_bigquery_connector(spark: SparkSession) -> None:
