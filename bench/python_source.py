@@ -46,12 +46,9 @@ def data_source_scores(
             if partition.value is None:  # nothing can match: pyspark plans one empty task
                 return
             from lib.audience import parse_filter
-            from lib.registry import model_from_bytes
-            from lib.scoring import _WORKER_MODELS as models
+            from lib.scoring import worker_model
 
-            loaded = models.get(model_sha256)
-            if loaded is None:
-                loaded = models[model_sha256] = model_from_bytes(model_bytes, model_format)
+            loaded = worker_model(model_sha256, model_format, lambda: model_bytes)
             yield from score_row_groups(
                 partition.value, loaded, features, parse_filter(audience_text), 1
             )

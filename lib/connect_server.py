@@ -10,7 +10,9 @@ Every client process (a notebook kernel, a papermill run, a test) then connects 
 fraction of a second to a JVM that is already warm, instead of starting its own.
 
 The server comes from the installed pyspark (``bin/spark-submit`` and the connect jar ship
-in the wheel), binds to 127.0.0.1 only, runs this interpreter for Python workers, and has the
+in the wheel), runs :mod:`lib.connect_driver` with Spark's Connect plugin so that every
+session shares one pool of Python workers, is warmed by `make up` with one tiny scoring job
+(:mod:`lib.warm_up`), binds to 127.0.0.1 only, runs this interpreter for Python workers, and has the
 hardening of :func:`lib.spark.build_spark` set server-side (restricted SQL, no SQL on files,
 UTC, Arrow). A Connect server runs any plan or Python function a client sends, so it requires
 Spark's pre-shared token: a random one per start, kept in a file only the user can read and
@@ -48,7 +50,13 @@ __all__ = [
     "local_server",
 ]
 
-SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+# The server runs this Python driver (not Spark's SparkConnectServer class): see its
+# docstring for why (one pool of Python workers for every session).
+SERVER_MAIN = Path(__file__).with_name("connect_driver.py")
+SHARED_WORKERS_CONF = {
+    "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+    "spark.sql.artifact.isolation.enabled": "false",
+}
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # noqa: S105 - a variable's name, not a secret
 
 
@@ -149,8 +157,6 @@ class ConnectServer:
         master = self.settings.spark_master or "local[*]"
         args = [
             str(spark_home / "bin" / "spark-submit"),
-            "--class",
-            SERVER_CLASS,
             "--name",
             "Spark Connect server (spark-ml-pipeline)",
             "--master",
@@ -159,12 +165,13 @@ class ConnectServer:
         conf = {
             **(LOCAL_AUTH_CONF if is_local_master(master) else {}),  # Spark's internal ports
             **server_conf(self.settings),
+            **SHARED_WORKERS_CONF,
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
         }
         for key, value in conf.items():
             args += ["--conf", f"{key}={value}"]
-        return args
+        return [*args, str(SERVER_MAIN)]
 
     def environment(self, token: str) -> dict[str, str]:
         import pyspark
@@ -235,6 +242,33 @@ class ConnectServer:
         raise ConnectServerError(
             f"the Spark Connect server did not answer within {timeout:.0f} s; see {self.log_path}"
         )
+
+    def warm_up(self, timeout: float = 180) -> str | None:
+        """Run one tiny scoring job on the server (:mod:`lib.warm_up`), in a process of its
+        own (a Connect client changes process-wide pyspark state). Returns why it failed,
+        in one line, or None: a server that cannot warm up still serves, more slowly."""
+        env = {
+            **os.environ,
+            "CACHE_DIR": str(self.settings.cache_dir),
+            "SPARK_CONNECT_PORT": str(self.port),
+        }
+        env.pop("SPARK_REMOTE", None)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "lib.warm_up"],
+                env=env,
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"no answer within {timeout:.0f} s"
+        if done.returncode == 0:
+            return None
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit code {done.returncode}"
 
     def _write_state(self, pid: int) -> None:
         self._private_dir()
@@ -337,7 +371,7 @@ def process_start_time(pid: int) -> int | None:
 
 def _is_connect_server(pid: int, started: int | None = None) -> bool:
     """Is ``pid`` our live Spark Connect server JVM (never a recycled pid, another user's
-    process, or one that merely mentions the class name)?"""
+    process, or one that merely mentions the driver's name)?"""
     if not _alive(pid):
         return False
     try:
@@ -348,7 +382,9 @@ def _is_connect_server(pid: int, started: int | None = None) -> bool:
         return False
     if started is not None and process_start_time(pid) != started:
         return False
-    return SERVER_CLASS.encode() in cmdline
+    return b"org.apache.spark.deploy.SparkSubmit" in cmdline and cmdline.rstrip().endswith(
+        str(SERVER_MAIN).encode()
+    )
 
 
 def _owns_listening_port(pid: int, port: int) -> bool:

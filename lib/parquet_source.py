@@ -189,18 +189,17 @@ def scored_users(
     audience_text = audience.text if audience else None
 
     def score_shares(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        # Imported in the worker: a module global captured by this closure would be pickled
-        # by value (a fresh, empty model cache per task).
+        # Imported in the worker, after forget_if_edited() (see lib.scoring.score_spark).
         import json
 
+        import lib
+
+        lib.forget_if_edited()
         from lib.audience import parse_filter
         from lib.parquet_source import RowGroups, Slice, score_row_groups
-        from lib.registry import model_from_bytes
-        from lib.scoring import _WORKER_MODELS as models
+        from lib.scoring import worker_model
 
-        loaded = models.get(model_sha256)
-        if loaded is None:
-            loaded = models[model_sha256] = model_from_bytes(model_bytes, model_format)
+        loaded = worker_model(model_sha256, model_format, lambda: model_bytes)
         task_audience = parse_filter(audience_text)
         for batch in batches:
             for text in batch.column(0).to_pylist():

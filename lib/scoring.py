@@ -13,7 +13,8 @@ Connect).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,8 +33,24 @@ __all__ = ["SCORE_SCHEMA_DDL", "decile_column", "score_arrow", "score_pandas", "
 
 SCORE_SCHEMA_DDL = f"{schema.USER_ID} long, {schema.SCORE} double"
 
-# One model per Python worker process and model checksum (workers are reused across tasks).
-_WORKER_MODELS: dict[str, Any] = {}
+# Models a Python worker process keeps, by checksum: workers are reused across tasks and,
+# on the local Connect server, across sessions; the oldest goes when a new one would exceed.
+_WORKER_MODELS: OrderedDict[str, Any] = OrderedDict()
+WORKER_MODELS_KEPT = 4
+
+
+def worker_model(sha256: str, fmt: str, data: Callable[[], bytes]) -> CatBoostClassifier:
+    """The model with checksum ``sha256`` in this worker: built from ``data()`` (verified
+    bytes) the first time, then kept for the worker's next tasks."""
+    model = _WORKER_MODELS.get(sha256)
+    if model is None:
+        from lib.registry import model_from_bytes
+
+        model = _WORKER_MODELS[sha256] = model_from_bytes(data(), fmt)
+        while len(_WORKER_MODELS) > WORKER_MODELS_KEPT:
+            _WORKER_MODELS.popitem(last=False)
+    _WORKER_MODELS.move_to_end(sha256)
+    return model
 
 
 def _positive_proba(model: CatBoostClassifier, matrix: np.ndarray, thread_count: int) -> np.ndarray:
@@ -97,17 +114,21 @@ def score_spark(
     threads = thread_count or int(spark.conf.get("spark.task.cpus", "1") or "1")
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        # Import the cache in the worker: a module global captured by this closure would be
-        # pickled by value, i.e. a fresh empty dict per task, and the model rebuilt each time.
-        from lib.scoring import _WORKER_MODELS as models
+        # Everything from lib is imported here, in the worker, after forget_if_edited(): a
+        # lib function captured by this closure would be the worker's copy from its first
+        # task (it may predate an edit), and a captured module global would be pickled by
+        # value (a fresh, empty model cache per task).
+        import lib
 
-        model = models.get(model_sha256)
-        if model is None:
-            from lib.registry import model_from_bytes
+        lib.forget_if_edited()
+        from lib.scoring import score_arrow, worker_model
 
-            data = broadcast.value if broadcast is not None else model_bytes
-            assert data is not None
-            model = models[model_sha256] = model_from_bytes(data, model_format)
+        def data() -> bytes:
+            value = broadcast.value if broadcast is not None else model_bytes
+            assert value is not None
+            return value
+
+        model = worker_model(model_sha256, model_format, data)
         for batch in batches:
             yield score_arrow(batch, model, feature_list, thread_count=threads)
 

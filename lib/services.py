@@ -153,6 +153,14 @@ def up() -> int:
         spark_pid = spark.start()
         shown = f"pid {spark_pid}, log {spark.log_path}"
         print(f"✅ Spark Connect on {connect_url(spark.port)} ({shown})")
+        if not spark_running:
+            # A first scoring job pays the JVM's and the Python workers' start-up: pay it here,
+            # once, rather than in the learner's first `make score` (lib.warm_up).
+            failed = spark.warm_up()
+            if failed is None:
+                print("✅ Spark Connect warmed up (one tiny scoring job)")
+            else:
+                print(f"⚠️ Spark Connect warm-up failed ({failed}): the first run will be slower")
     except BaseException as err:
         # stop() stops only a process it recorded, and says whether there was one.
         stopped = [name for name, service in reversed(started) if service.stop()]

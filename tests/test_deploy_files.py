@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from lib.connect_server import SERVER_CLASS, TOKEN_ENV
+from lib.connect_server import SERVER_MAIN, SHARED_WORKERS_CONF, TOKEN_ENV
 from lib.settings import PROJECT_ROOT, Settings
 from lib.spark import LOG4J2_CONFIG, server_conf
 
@@ -117,7 +117,8 @@ def _confs(argv: list[str]) -> dict[str, str]:
 def test_spark_connect_runs_the_server_with_the_projects_confs() -> None:
     _, argv = _server_command()
     assert argv[0] == "spark-submit"
-    assert argv[argv.index("--class") + 1] == SERVER_CLASS
+    assert "--class" not in argv  # Spark's server class forces one Python worker pool per session
+    assert argv[-1] == "/app/" + str(SERVER_MAIN.relative_to(PROJECT_ROOT))
     assert argv[argv.index("--master") + 1] == "local[*]"
     confs = _confs(argv)
     listen = {k: confs.pop(k) for k in list(confs) if k.startswith("spark.connect.grpc.binding")}
@@ -126,6 +127,7 @@ def test_spark_connect_runs_the_server_with_the_projects_confs() -> None:
     expected["spark.driver.extraJavaOptions"] = expected["spark.driver.extraJavaOptions"].replace(
         str(LOG4J2_CONFIG), in_image
     )
+    expected.update(SHARED_WORKERS_CONF)
     assert confs == expected  # the hardening, set server-side, as for `make up`'s server
     assert listen["spark.connect.grpc.binding.address"] == "127.0.0.1"
     assert int(listen["spark.connect.grpc.binding.port"]) == Settings().spark_connect_port

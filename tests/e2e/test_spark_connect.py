@@ -138,6 +138,49 @@ def test_the_cli_job_uses_spark_remote(project: Project, spark_connect, tmp_path
     assert len(pd.read_parquet(tmp_path / "out.parquet")) == int((users.age > 40).sum())
 
 
+def _python_daemon_of_a_new_session(server: ConnectServer) -> set[int]:
+    """The parent process (Spark's Python daemon) of the workers a new session's job uses."""
+    session = client(server.port, server.token())
+    try:
+
+        def daemon(batches):
+            import os
+
+            import pyarrow as pa
+
+            for _ in batches:
+                pass
+            yield pa.RecordBatch.from_pylist([{"daemon": os.getppid()}])
+
+        return {
+            row.daemon
+            for row in session.range(0, 4, 1, 2).mapInArrow(daemon, "daemon long").collect()
+        }
+    finally:
+        session.stop()
+
+
+def test_every_session_shares_the_servers_python_workers(spark_connect) -> None:
+    # Spark's own server class gave each session a Python daemon and workers of its own:
+    # about 1.5 s of start-up per `make score`, and three processes left behind each time.
+    first = _python_daemon_of_a_new_session(spark_connect)
+    second = _python_daemon_of_a_new_session(spark_connect)
+    assert len(first) == 1
+    assert second == first
+
+
+def test_the_warm_up_job_scores_and_summarises_on_the_server(
+    connect_session, tmp_path: Path
+) -> None:
+    from lib.warm_up import WARM_UP_USERS, warm_up
+
+    audience = warm_up(connect_session, tmp_path)
+    assert 0 < audience < WARM_UP_USERS  # the filter ran and kept some users
+    written = pd.read_parquet(tmp_path / "predictions.parquet")
+    assert len(written) == audience
+    assert written[schema.SCORE].between(0, 1).all()
+
+
 def test_a_server_started_elsewhere_is_reported_not_reused(spark_connect) -> None:
     state = json.loads(spark_connect.state_path.read_text())
     try:
@@ -242,9 +285,21 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
         assert first.returncode == 0, first.stderr[-3000:]
         assert f"http://127.0.0.1:{env['API_PORT']}" in first.stdout
         assert f"sc://localhost:{env['SPARK_CONNECT_PORT']}" in first.stdout
+        # The first scoring job's start-up is paid by `make up` (lib.warm_up), in a folder it
+        # removes again.
+        assert "Spark Connect warmed up" in first.stdout, first.stdout
+        assert not list((tmp_path / "cache").glob("warm-up-*"))
+        settings = Settings(cache_dir=tmp_path / "cache")
+        server_pid = ConnectServer(int(env["SPARK_CONNECT_PORT"]), settings=settings).running_pid()
+        assert server_pid is not None
+        server_tree = psutil.Process(server_pid).children(recursive=True)
+        assert any("connect_driver.py" in " ".join(p.cmdline()) for p in server_tree)
         pids = {p for p in psutil.pids() if psutil.pid_exists(p)}
         second = services("up")  # idempotent: the same processes answer
-        assert second.returncode == 0 and second.stdout == first.stdout
+        assert second.returncode == 0  # the same lines, and no second warm-up
+        assert second.stdout.splitlines() == [
+            line for line in first.stdout.splitlines() if "warmed up" not in line
+        ]
         assert services("status").returncode == 0
         started = [
             p.pid
@@ -255,6 +310,9 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
         assert len(started) >= 2 and set(started) <= pids
         down = services("down")
         assert down.returncode == 0 and "Spark Connect stopped" in down.stdout
+        # The server's driver and Python workers go with its JVM.
+        _gone, alive = psutil.wait_procs(server_tree, timeout=10)
+        assert not alive
         assert not [
             p
             for p in started
