@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 
-PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+READY_LINE = "Spark Connect service started"  # lib.connect_server.start waits for it
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
     # The settings came with spark-submit (--conf): this only starts the context, and with
     # it the plugin's gRPC service.
     SparkSession.builder.getOrCreate()
-    print("Spark Connect service started (shared Python workers)", flush=True)
+    print(f"{READY_LINE} (shared Python workers)", flush=True)
     try:
         while os.getppid() == jvm:  # the JVM stopped (make down): nothing left to serve
             time.sleep(0.5)

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lib.api_server import wait_until_ready
+from lib.connect_driver import READY_LINE
 from lib.errors import PipelineError, run_cli
 from lib.files import atomic_write_bytes
 from lib.settings import PROJECT_ROOT, Settings, get_settings
@@ -217,6 +218,7 @@ class ConnectServer:
             self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600
         )
         with os.fdopen(log_fd, "ab") as log:
+            started_at = log.seek(0, os.SEEK_END)  # this start's lines follow
             process = subprocess.Popen(
                 self.command(),
                 env=self.environment(token),
@@ -227,9 +229,15 @@ class ConnectServer:
                 start_new_session=True,  # Ctrl-C in the terminal that ran `make up` spares it
             )
         self._write_state(process.pid)
-        outcome = wait_until_ready(
-            process, lambda: _owns_listening_port(process.pid, self.port), timeout
-        )
+
+        def ready() -> bool:
+            # The plugin listens before the context has finished starting (the block manager
+            # comes later): ready is when the driver says so, and the port is the JVM's.
+            return _log_has(self.log_path, started_at, READY_LINE) and _owns_listening_port(
+                process.pid, self.port
+            )
+
+        outcome = wait_until_ready(process, ready, timeout)
         if outcome == "ready":
             return process.pid
         if outcome == "exited":
@@ -414,6 +422,15 @@ def _owns_listening_port(pid: int, port: int) -> bool:
         if target.startswith("socket:[") and target[8:-1] in inodes:
             return True
     return False
+
+
+def _log_has(path: Path, offset: int, line: str) -> bool:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return line.encode() in log.read()
+    except OSError:
+        return False
 
 
 def _tail(path: Path, lines: int = 15) -> str:

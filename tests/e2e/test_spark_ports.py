@@ -62,14 +62,65 @@ def test_a_classic_sessions_ports_refuse_an_unauthenticated_peer(spark) -> None:
         assert REFUSED_BY_AUTH in probe(spark, port), f"port {port} answered"
 
 
+def _driver_gateway_port(server_pid: int) -> int:
+    """The py4j port the server's JVM opened for its Python driver (lib/connect_driver.py)."""
+    drivers = [
+        child
+        for child in psutil.Process(server_pid).children()
+        if "connect_driver.py" in " ".join(child.cmdline())
+    ]
+    assert len(drivers) == 1
+    return int(drivers[0].environ()["PYSPARK_GATEWAY_PORT"])
+
+
 def test_the_connect_servers_ports_refuse_an_unauthenticated_peer(spark, spark_connect) -> None:
     pid = spark_connect.running_pid()
     assert pid is not None
-    # The Connect port itself speaks gRPC and takes the token (tests/e2e/test_spark_connect.py).
-    ports = listening_ports(pid) - {spark_connect.port}
+    # The Connect port itself speaks gRPC and takes the token (tests/e2e/test_spark_connect.py);
+    # the driver's py4j port takes its own secret (the next test).
+    ports = listening_ports(pid) - {spark_connect.port, _driver_gateway_port(pid)}
     assert len(ports) >= 2
     for port in sorted(ports):
         assert REFUSED_BY_AUTH in probe(spark, port), f"port {port} answered"
+
+
+@pytest.mark.parametrize("token", [None, "wrong-secret"])
+def test_the_connect_servers_py4j_port_refuses_a_client_without_its_secret(
+    spark_connect, token: str | None
+) -> None:
+    from py4j.java_gateway import GatewayParameters, JavaGateway
+    from py4j.protocol import Py4JError
+
+    pid = spark_connect.running_pid()
+    assert pid is not None
+    port = _driver_gateway_port(pid)
+    assert port in listening_ports(pid)
+    gateway = JavaGateway(gateway_parameters=GatewayParameters(port=port, auth_token=token))
+    try:
+        with pytest.raises(Py4JError):
+            gateway.jvm.java.lang.System.getProperty("user.name")
+    finally:
+        gateway.close()
+
+
+def test_the_py4j_probe_gets_an_answer_with_the_secret(spark_connect) -> None:
+    # The control of the test above: the same client, with the driver's secret, is answered.
+    from py4j.java_gateway import GatewayParameters, JavaGateway
+
+    pid = spark_connect.running_pid()
+    assert pid is not None
+    driver = next(
+        c for c in psutil.Process(pid).children() if "connect_driver.py" in " ".join(c.cmdline())
+    )
+    env = driver.environ()
+    parameters = GatewayParameters(
+        port=int(env["PYSPARK_GATEWAY_PORT"]), auth_token=env["PYSPARK_GATEWAY_SECRET"]
+    )
+    gateway = JavaGateway(gateway_parameters=parameters)
+    try:
+        assert gateway.jvm.java.lang.System.getProperty("user.name")
+    finally:
+        gateway.close()
 
 
 def test_authentication_is_for_local_masters_only() -> None:
