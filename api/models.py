@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from math import isfinite
 from typing import Any
 
 from sqlalchemy import (
@@ -14,7 +15,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -26,7 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
-from lib.contract import RUN_STATUSES, SCORING_PATHS
+from lib.contract import (
+    DEFAULT_HOLDOUT_SHARE,
+    DEFAULT_INPUT_TOLERANCE,
+    MAX_HOLDOUT_SHARE,
+    RUN_STATUSES,
+    SCORE_BINS,
+    SCORING_PATHS,
+)
 from lib.text import without_ignorable
 
 # Named constraints make migrations reproducible, and batch mode on SQLite possible.
@@ -122,6 +132,60 @@ class FeatureList(_Tolerant):
         return value
 
 
+class TolerantFloat(_Tolerant):
+    """A float that reads only finite numbers (SQLite stores any value in any column)."""
+
+    impl = Float
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+            return Malformed(value, "not a finite number")
+        return float(value)
+
+
+class TolerantDate(_Tolerant):
+    """A calendar date (SQLite: ISO text); an unreadable one is Malformed, not an error."""
+
+    impl = Date
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None or isinstance(value, Malformed):
+            return value
+        return value if isinstance(value, date) else Malformed(value, "not a date")
+
+
+class ShareList(_Tolerant):
+    """A JSON array of ten shares (0..1): a run's score distribution (lib.drift). None is
+    SQL NULL (SQLAlchemy's JSON would store the JSON text 'null')."""
+
+    impl = JSON(none_as_null=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        postgresql = dialect.name == "postgresql"
+        return dialect.type_descriptor(
+            JSONB(none_as_null=True) if postgresql else JSON(none_as_null=True)
+        )
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if (
+            not isinstance(value, list)
+            or len(value) != SCORE_BINS
+            or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+                for v in value
+            )
+        ):
+            return Malformed(value, f"not a JSON array of {SCORE_BINS} shares")
+        return [float(v) for v in value]
+
+
 class StrictBoolean(_Tolerant):
     """A boolean that reads only true/false (SQLite: 0/1); SQLAlchemy alone reads 'no' as True."""
 
@@ -174,6 +238,9 @@ CAMPAIGN_CHECKS = [
         "THEN jsonb_array_length(features) BETWEEN 1 AND 50 "
         "AND NOT jsonb_path_exists(features, '$[*] ? (@.type() != \"string\")') ELSE false END",
     ),
+    # Migration 0005 creates these.
+    *_check("holdout_share_range", f"holdout_share BETWEEN 0 AND {MAX_HOLDOUT_SHARE}"),
+    *_check("input_tolerance_range", "input_tolerance BETWEEN 0 AND 1"),
 ]
 RUN_CHECKS = [
     *_check("status_known", f"status IN ({', '.join(repr(s) for s in RUN_STATUSES)})"),
@@ -191,6 +258,19 @@ RUN_CHECKS = [
     # Migration 0004 creates this one.
     *_check("scoring_path_known", f"scoring_path IN ({', '.join(repr(p) for p in SCORING_PATHS)})"),
     *_check("error_message_length", "length(error_message) <= 10000"),
+    # Migration 0005 creates these.
+    *_check("control_size_non_negative", "coalesce(control_size, 0) >= 0"),
+    *_check("control_size_integer", sqlite="typeof(control_size) IN ('integer', 'null')"),
+    *_check("max_psi_non_negative", "coalesce(max_psi, 0) >= 0"),
+    *_check(
+        "score_shares_array",
+        sqlite="score_shares IS NULL OR (CASE WHEN json_valid(score_shares) THEN "
+        f"json_type(score_shares) = 'array' AND json_array_length(score_shares) = {SCORE_BINS} "
+        "ELSE 0 END)",
+        postgresql="score_shares IS NULL OR (CASE WHEN jsonb_typeof(score_shares) = 'array' "
+        f"THEN jsonb_array_length(score_shares) = {SCORE_BINS} ELSE false END)",
+    ),
+    *_check("as_of_date", sqlite="as_of IS NULL OR coalesce(date(julianday(as_of)) = as_of, 0)"),
 ]
 
 
@@ -206,6 +286,17 @@ class CampaignRow(Base):
     audience_filter: Mapped[str | None] = mapped_column(Text)
     features: Mapped[list[str]] = mapped_column(FeatureList())
     is_active: Mapped[bool] = mapped_column(StrictBoolean(), default=True)
+    # Migration 0005: the holdout and the input gate's tolerance (lib.contract).
+    holdout_share: Mapped[float] = mapped_column(
+        TolerantFloat(),
+        default=DEFAULT_HOLDOUT_SHARE,
+        server_default=text(str(DEFAULT_HOLDOUT_SHARE)),
+    )
+    input_tolerance: Mapped[float] = mapped_column(
+        TolerantFloat(),
+        default=DEFAULT_INPUT_TOLERANCE,
+        server_default=text(str(DEFAULT_INPUT_TOLERANCE)),
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -245,6 +336,11 @@ class RunRow(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     # How the job read the users (lib.contract.ScoringPath); null for older jobs' runs.
     scoring_path: Mapped[str | None] = mapped_column(String(20))
+    # Migration 0005: after the scoring (holdout, drift, dated runs).
+    control_size: Mapped[int | None] = mapped_column(BigInteger)
+    max_psi: Mapped[float | None] = mapped_column(TolerantFloat())
+    score_shares: Mapped[list[float] | None] = mapped_column(ShareList())
+    as_of: Mapped[date | None] = mapped_column(TolerantDate(), index=True)
 
     campaign: Mapped[CampaignRow] = relationship(back_populates="runs")
 

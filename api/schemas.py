@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
@@ -38,9 +38,19 @@ from api.models import Malformed
 from lib.audience import MAX_FILTER_LENGTH, parse_filter
 from lib.contract import (
     ACTIVE_RUN_STATUSES,
+    AS_OF_DESCRIPTION,
+    CONTROL_SIZE_DESCRIPTION,
+    DEFAULT_HOLDOUT_SHARE,
+    DEFAULT_INPUT_TOLERANCE,
     HEARTBEAT_DESCRIPTION,
+    HOLDOUT_DESCRIPTION,
+    INPUT_TOLERANCE_DESCRIPTION,
+    MAX_HOLDOUT_SHARE,
+    MAX_PSI_DESCRIPTION,
     NON_NEGATIVE_DIGITS,
     POSITIVE_DIGITS,
+    SCORE_BINS,
+    SCORE_SHARES_DESCRIPTION,
     SCORING_PATH_DESCRIPTION,
     CampaignFields,
     RunFields,
@@ -76,6 +86,15 @@ def _to_utc(value: datetime) -> datetime:
         raise PydanticCustomError(
             "datetime_range", "is outside years 1-9999 once converted to UTC"
         ) from None
+
+
+def _iso_date(value: object) -> object:
+    """A date as JSON text ``YYYY-MM-DD`` only (no numbers, no datetimes, no other forms)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise PydanticCustomError("date_format", "must be a date written YYYY-MM-DD")
+    return value
 
 
 def _visible_text(value: str) -> str:
@@ -116,6 +135,13 @@ ErrorMessage = Annotated[StrictStr, StringConstraints(max_length=10_000), SAFE]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 Sha256 = Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+# JSON numbers only (an int is a number too), never text: strict, finite, bounded.
+HoldoutShare = Annotated[float, Field(strict=True, ge=0, le=MAX_HOLDOUT_SHARE, allow_inf_nan=False)]
+Tolerance = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+Psi = Annotated[float, Field(strict=True, ge=0, le=1e6, allow_inf_nan=False)]
+Share = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
+ScoreShares = Annotated[list[Share], Field(min_length=SCORE_BINS, max_length=SCORE_BINS)]
+StrictDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_date)]
 
 
 # Path and query integers: plain decimal digits only (lib.contract's patterns, which the
@@ -188,6 +214,12 @@ class CampaignBase(BaseModel):
         description="The model's input features (the same set the model was trained on).",
     )
     is_active: StrictBool = True
+    holdout_share: HoldoutShare = Field(
+        default=DEFAULT_HOLDOUT_SHARE, examples=[0.1], description=HOLDOUT_DESCRIPTION
+    )
+    input_tolerance: Tolerance = Field(
+        default=DEFAULT_INPUT_TOLERANCE, examples=[0.05], description=INPUT_TOLERANCE_DESCRIPTION
+    )
 
     _filter = field_validator("audience_filter")(_check_filter)
     _features = field_validator("features")(_check_features)
@@ -207,11 +239,15 @@ class CampaignUpdate(BaseModel):
     audience_filter: AudienceText | None = None
     features: Features | None = None
     is_active: StrictBool | None = None
+    holdout_share: HoldoutShare | None = Field(default=None, description=HOLDOUT_DESCRIPTION)
+    input_tolerance: Tolerance | None = Field(default=None, description=INPUT_TOLERANCE_DESCRIPTION)
 
     _filter = field_validator("audience_filter")(_check_filter)
     _features = field_validator("features")(_check_features)
 
-    @field_validator("name", "model_path", "features", "is_active")
+    @field_validator(
+        "name", "model_path", "features", "is_active", "holdout_share", "input_tolerance"
+    )
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -254,6 +290,10 @@ class RunCreate(BaseModel):
     model_sha256: Sha256 | None = None
     error_message: ErrorMessage | None = None
     scoring_path: ScoringPath | None = Field(default=None, description=SCORING_PATH_DESCRIPTION)
+    control_size: Count | None = Field(default=None, description=CONTROL_SIZE_DESCRIPTION)
+    max_psi: Psi | None = Field(default=None, description=MAX_PSI_DESCRIPTION)
+    score_shares: ScoreShares | None = Field(default=None, description=SCORE_SHARES_DESCRIPTION)
+    as_of: StrictDate | None = Field(default=None, description=AS_OF_DESCRIPTION)
 
 
 class RunUpdate(RunCreate):

@@ -9,7 +9,7 @@ tests and notebooks take the seed campaign, the id bounds and the default URL fr
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal, get_args
 
 from pydantic import BaseModel, Field
@@ -81,6 +81,34 @@ SCORING_PATH_DESCRIPTION: Final = (
 
 HEARTBEAT_SECONDS: Final = 30.0  # how often a running job tells the API it is alive
 
+# After the scoring (lib.holdout, lib.drift, lib.gate): what a campaign sets and a run keeps.
+DEFAULT_HOLDOUT_SHARE: Final = 0.1
+MAX_HOLDOUT_SHARE: Final = 0.5
+HOLDOUT_DESCRIPTION: Final = (
+    "The share of the audience held out as a control group, never contacted, so that the "
+    "campaign's effect can be measured (0 to 0.5; 0: no holdout). A user's group is a fixed "
+    "function of the campaign and user ids: the same on every run."
+)
+DEFAULT_INPUT_TOLERANCE: Final = 0.05
+INPUT_TOLERANCE_DESCRIPTION: Final = (
+    "How far the users may stray from the model's training data before the job refuses to "
+    "score them (0 to 1): the share of a feature's values that may be missing beyond the "
+    "training share, and the share of the training range that values may lie outside it. "
+    "Within the tolerance the job scores and warns."
+)
+CONTROL_SIZE_DESCRIPTION: Final = "Audience users held out as the control group."
+MAX_PSI_DESCRIPTION: Final = (
+    "The largest population stability index of the run: of each feature against the "
+    "model's training data and of the scores against the previous successful run "
+    "(< 0.1 stable, 0.1-0.25 watch, > 0.25 act)."
+)
+SCORE_BINS: Final = 10
+SCORE_SHARES_DESCRIPTION: Final = (
+    "The share of the run's audience in each of the model's ten reference score bins: the "
+    "next run's score drift compares with it."
+)
+AS_OF_DESCRIPTION: Final = "The snapshot date the run scored (null: the undated input)."
+
 
 def campaign_not_found(campaign_id: int) -> str:
     """The API's 404 message for an unknown campaign; the client tells it from other 404s."""
@@ -114,6 +142,11 @@ class CampaignFields(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    # Defaults: answers of servers older than these fields still read.
+    holdout_share: float = Field(default=DEFAULT_HOLDOUT_SHARE, description=HOLDOUT_DESCRIPTION)
+    input_tolerance: float = Field(
+        default=DEFAULT_INPUT_TOLERANCE, description=INPUT_TOLERANCE_DESCRIPTION
+    )
 
 
 HEARTBEAT_DESCRIPTION: Final = (
@@ -139,3 +172,7 @@ class RunFields(BaseModel):
     created_at: datetime
     heartbeat_at: datetime | None = Field(default=None, description=HEARTBEAT_DESCRIPTION)
     scoring_path: ScoringPath | None = Field(default=None, description=SCORING_PATH_DESCRIPTION)
+    control_size: int | None = Field(default=None, description=CONTROL_SIZE_DESCRIPTION)
+    max_psi: float | None = Field(default=None, description=MAX_PSI_DESCRIPTION)
+    score_shares: list[float] | None = Field(default=None, description=SCORE_SHARES_DESCRIPTION)
+    as_of: date | None = Field(default=None, description=AS_OF_DESCRIPTION)

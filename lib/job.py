@@ -11,6 +11,7 @@ including every check a user can fail, happens here once for all engines.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.failures import known_failure
 from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
+from lib.scoring import RunColumns
 from lib.settings import get_settings
 from lib.sinks import Sink, sink_for
 from lib.text import escape_controls, escaping
@@ -95,6 +97,15 @@ class ScoringTask:
     sink: Sink
     scored_at: datetime
 
+    def run_columns(self) -> RunColumns:
+        """What the tasks add to the scores: the holdout group and the drift counts."""
+        reference = self.model.artifact.reference
+        return RunColumns(
+            campaign_id=self.campaign.id,
+            holdout_share=self.campaign.holdout_share,
+            reference=json.dumps(reference.to_json()) if reference is not None else None,
+        )
+
 
 @dataclass(frozen=True)
 class EngineStats:
@@ -105,6 +116,8 @@ class EngineStats:
     mean_score: float | None
     decile_cut_points: list[float]
     scoring_path: ScoringPath | None = None  # how the engine read the users
+    control_size: int = 0  # audience users held out (lib.holdout)
+    profile: dict[str, list[int]] | None = None  # drift counts (lib.drift); None: no reference
 
 
 class Timer:

@@ -22,17 +22,18 @@ Hive-style partition folders keep the older path (:func:`lib.spark_engine.scorin
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
 from lib import schema
-from lib.scoring import SCORE_SCHEMA_DDL
+from lib.scoring import SCORE_SCHEMA_DDL, SCORED_SCHEMA_DDL, RunColumns
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
     from lib.audience import AudienceFilter
+    from lib.drift import ProfileCounter
     from lib.registry import VerifiedModel
 
 __all__ = ["partition_columns", "plan_row_groups", "score_row_groups", "scored_users"]
@@ -128,8 +129,11 @@ def score_row_groups(
     features: Sequence[str],
     audience: AudienceFilter | None,
     thread_count: int = 1,
+    run: RunColumns | None = None,
+    counter: ProfileCounter | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Read, filter and score one share: Arrow batches of ``user_id, prediction_score``.
+    """Read, filter and score one share: Arrow batches of ``user_id, prediction_score``,
+    plus ``group`` and ``profile`` with ``run`` (the audience counted into ``counter``).
 
     A plain function over files (no Spark): the data source's tasks call it, and so can a
     test or a single process.
@@ -138,7 +142,7 @@ def score_row_groups(
     import pyarrow.parquet as pq
 
     from lib.audience import to_arrow_expression
-    from lib.scoring import score_arrow
+    from lib.scoring import add_run_columns, score_arrow
 
     columns = list(
         dict.fromkeys([schema.USER_ID, *features, *(audience.columns if audience else [])])
@@ -159,7 +163,8 @@ def score_row_groups(
                 index = table.schema.get_field_index(name)
                 table = table.set_column(index, name, table.column(name).cast(pa.float64()))
         for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-            yield score_arrow(batch, model, features, thread_count=thread_count)
+            scored = score_arrow(batch, model, features, thread_count=thread_count)
+            yield scored if run is None else add_run_columns(scored, batch, run, counter)
     if opened is not None:
         opened[1].close()
 
@@ -170,8 +175,10 @@ def scored_users(
     audience: AudienceFilter | None,
     model: VerifiedModel,
     tasks: int | None = None,
+    run: RunColumns | None = None,
 ) -> DataFrame:
-    """The audience of ``path`` scored by Python tasks: ``user_id, prediction_score``.
+    """The audience of ``path`` scored by Python tasks: ``user_id, prediction_score``
+    (and with ``run``, ``group`` and ``profile``: lib.scoring.SCORED_SCHEMA_DDL).
 
     One task per share of :func:`plan_row_groups` (``tasks`` shares, default: the session's
     task slots, :func:`lib.spark.task_slots`).
@@ -187,6 +194,7 @@ def scored_users(
     model_bytes, model_format, model_sha256 = model.data, model.format, model.sha256
     features = list(model.features)
     audience_text = audience.text if audience else None
+    run_values = astuple(run) if run is not None else None  # plain values cross to the tasks
 
     def score_shares(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # Imported in the worker, after forget_if_edited() (see lib.scoring.score_spark).
@@ -197,16 +205,24 @@ def scored_users(
         lib.forget_if_edited()
         from lib.audience import parse_filter
         from lib.parquet_source import RowGroups, Slice, score_row_groups
-        from lib.scoring import worker_model
+        from lib.scoring import RunColumns, profile_batch, worker_model
 
         loaded = worker_model(model_sha256, model_format, lambda: model_bytes)
         task_audience = parse_filter(audience_text)
+        columns = RunColumns(*run_values) if run_values is not None else None
+        counter = columns.counter() if columns is not None else None
         for batch in batches:
             for text in batch.column(0).to_pylist():
                 share = RowGroups(tuple(Slice(*part) for part in json.loads(text)))
                 # One CatBoost thread: each task has one core, and tasks run side by side.
-                yield from score_row_groups(share, loaded, features, task_audience, 1)
+                yield from score_row_groups(
+                    share, loaded, features, task_audience, 1, columns, counter
+                )
+        if counter is not None:
+            yield profile_batch(counter)
 
     # A local relation of n rows runs as n tasks (up to the default parallelism): one each.
     descriptors = spark.createDataFrame(shares, "share string")
-    return descriptors.mapInArrow(score_shares, SCORE_SCHEMA_DDL)
+    return descriptors.mapInArrow(
+        score_shares, SCORE_SCHEMA_DDL if run is None else SCORED_SCHEMA_DDL
+    )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from lib.drift import Reference
 from lib.errors import ModelError
 from lib.files import atomic_write_bytes
 from lib.settings import get_settings
@@ -61,6 +62,9 @@ class ModelArtifact:
     features: list[str]
     metadata: dict[str, Any]
     size: int | None = None  # bytes, as registered (older registries lack it)
+    # The training data's profile (lib.drift: bins, null shares, ranges) for drift and the
+    # input gate; None for models registered before it existed.
+    reference: Reference | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,11 @@ def _checked_entry(key: str, entry: Any, registry: Path) -> dict[str, Any]:
     metadata = entry.get("metadata")
     if metadata is not None and (not isinstance(metadata, str) or not _PLAIN_NAME.match(metadata)):
         raise ModelError(f"{where} has an invalid metadata file name (a plain file name)")
+    if entry.get("reference") is not None:
+        try:
+            Reference.from_json(entry["reference"])
+        except ValueError as err:
+            raise ModelError(f"{where} has an invalid drift reference: {err}") from None
     return entry
 
 
@@ -267,6 +276,9 @@ def _resolve(
         features=list(entry["features"]),
         metadata=_read_metadata(directory, entry.get("metadata")),
         size=entry.get("size"),
+        reference=(
+            Reference.from_json(entry["reference"]) if entry.get("reference") is not None else None
+        ),
     )
     if verify:
         read_verified_bytes(artifact)

@@ -16,6 +16,7 @@ CAMPAIGN_ID: Final = "campaign_id"
 LABEL: Final = "converted"
 SCORE: Final = "prediction_score"
 DECILE: Final = "score_decile"
+GROUP: Final = "group"  # the user's holdout group: "treatment" or "control" (lib.holdout)
 
 # The model's inputs, in the order the model is trained on: one line each. Adding a feature
 # is one line here plus retraining (`make train`): data generation gives a new column a
@@ -50,6 +51,7 @@ PREDICTION_SCHEMA: Final = pa.schema(
         pa.field(CAMPAIGN_ID, pa.int64(), nullable=False),
         pa.field(SCORE, pa.float64(), nullable=False),
         pa.field(DECILE, pa.int32(), nullable=False),
+        pa.field(GROUP, pa.string(), nullable=False),  # treatment or control (lib.holdout)
         pa.field("model_sha256", pa.string(), nullable=False),
         pa.field("run_id", pa.int64(), nullable=True),
         pa.field("scored_at", pa.timestamp("us", tz="UTC"), nullable=False),

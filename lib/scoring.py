@@ -13,25 +13,87 @@ Connect).
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import pyarrow as pa
 
 from lib import schema
+from lib.holdout import GROUP, with_groups
 
 if TYPE_CHECKING:
     import pandas as pd
     from catboost import CatBoostClassifier
     from pyspark.sql import Column, DataFrame
 
+    from lib.drift import ProfileCounter
     from lib.registry import VerifiedModel
 
-__all__ = ["SCORE_SCHEMA_DDL", "decile_column", "score_arrow", "score_pandas", "score_spark"]
+__all__ = [
+    "SCORED_SCHEMA_DDL",
+    "SCORE_SCHEMA_DDL",
+    "RunColumns",
+    "add_run_columns",
+    "decile_column",
+    "profile_batch",
+    "score_arrow",
+    "score_pandas",
+    "score_spark",
+]
 
 SCORE_SCHEMA_DDL = f"{schema.USER_ID} long, {schema.SCORE} double"
+# What the job's Python tasks yield: the scores, each user's holdout group, and, in one
+# extra row per task (user_id null), the task's drift counts as JSON (lib.drift).
+PROFILE: Final = "profile"
+SCORED_SCHEMA_DDL = f"{SCORE_SCHEMA_DDL}, `{GROUP}` string, {PROFILE} string"
+
+
+@dataclass(frozen=True)
+class RunColumns:
+    """What the tasks add to the scores for one run: plain values, pickled into the tasks."""
+
+    campaign_id: int = 0
+    holdout_share: float = 0.0  # 0: everybody is in treatment
+    reference: str | None = None  # the model's drift reference (JSON); None: no counts
+
+    def counter(self) -> ProfileCounter | None:
+        from lib.drift import ProfileCounter, Reference
+
+        if self.reference is None:
+            return None
+        return ProfileCounter(Reference.from_json(json.loads(self.reference)))
+
+
+def add_run_columns(
+    scored: pa.RecordBatch,
+    inputs: pa.RecordBatch | pa.Table,
+    columns: RunColumns,
+    counter: ProfileCounter | None,
+) -> pa.RecordBatch:
+    """``scored`` plus ``group`` and an empty ``profile``; ``inputs`` (the same rows, with
+    their features) are counted into ``counter``."""
+    if counter is not None:
+        counter.add(inputs, scored.column(schema.SCORE).to_numpy())
+    grouped = with_groups(scored, columns.campaign_id, columns.holdout_share)
+    return grouped.append_column(PROFILE, pa.nulls(scored.num_rows, pa.string()))
+
+
+def profile_batch(counter: ProfileCounter) -> pa.RecordBatch:
+    """The one row a task adds with its drift counts (no user: ``user_id`` is null)."""
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.nulls(1, pa.int64()),
+            pa.nulls(1, pa.float64()),
+            pa.nulls(1, pa.string()),
+            pa.array([counter.to_json()], pa.string()),
+        ],
+        names=[schema.USER_ID, schema.SCORE, GROUP, PROFILE],
+    )
+
 
 # Models a Python worker process keeps, by checksum: workers are reused across tasks and,
 # on the local Connect server, across sessions; the oldest goes when a new one would exceed.
@@ -92,9 +154,13 @@ def score_arrow(
 
 
 def score_spark(
-    users: DataFrame, model: VerifiedModel, thread_count: int | None = None
+    users: DataFrame,
+    model: VerifiedModel,
+    thread_count: int | None = None,
+    run: RunColumns | None = None,
 ) -> DataFrame:
-    """Score a DataFrame of users on the executors; returns ``user_id, prediction_score``.
+    """Score a DataFrame of users on the executors; returns ``user_id, prediction_score``,
+    and with ``run`` also ``group`` and ``profile`` (:data:`SCORED_SCHEMA_DDL`).
 
     The model travels as bytes already checked against the registry's sha256; workers
     rebuild it once (``_WORKER_MODELS``) instead of per batch. CatBoost gets as many threads
@@ -112,6 +178,7 @@ def score_spark(
     model_sha256, model_format = model.sha256, model.format
     feature_list = list(model.features)
     threads = thread_count or int(spark.conf.get("spark.task.cpus", "1") or "1")
+    run_values = astuple(run) if run is not None else None  # plain values cross to the tasks
 
     def score_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         # Everything from lib is imported here, in the worker, after forget_if_edited(): a
@@ -121,7 +188,13 @@ def score_spark(
         import lib
 
         lib.forget_if_edited()
-        from lib.scoring import score_arrow, worker_model
+        from lib.scoring import (
+            RunColumns,
+            add_run_columns,
+            profile_batch,
+            score_arrow,
+            worker_model,
+        )
 
         def data() -> bytes:
             value = broadcast.value if broadcast is not None else model_bytes
@@ -129,8 +202,13 @@ def score_spark(
             return value
 
         model = worker_model(model_sha256, model_format, data)
+        columns = RunColumns(*run_values) if run_values is not None else None
+        counter = columns.counter() if columns is not None else None
         for batch in batches:
-            yield score_arrow(batch, model, feature_list, thread_count=threads)
+            scored = score_arrow(batch, model, feature_list, thread_count=threads)
+            yield scored if columns is None else add_run_columns(scored, batch, columns, counter)
+        if counter is not None:
+            yield profile_batch(counter)
 
     from pyspark.sql.types import DecimalType
 
@@ -145,7 +223,8 @@ def score_spark(
         F.col(name).cast("double").alias(name) if name in decimals else F.col(name)
         for name in feature_list
     ]
-    return users.select(schema.USER_ID, *columns).mapInArrow(score_partition, SCORE_SCHEMA_DDL)
+    ddl = SCORE_SCHEMA_DDL if run is None else SCORED_SCHEMA_DDL
+    return users.select(schema.USER_ID, *columns).mapInArrow(score_partition, ddl)
 
 
 def decile_column(score: Column, cut_points: Sequence[float], functions: Any = None) -> Column:

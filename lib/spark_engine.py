@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from lib import schema
 from lib.audience import to_spark_column
 from lib.contract import ScoringPath
+from lib.drift import merge_profiles
 from lib.errors import InvalidInputError, PipelineError
 from lib.files import local_path
+from lib.holdout import CONTROL, GROUP
 from lib.inputs import check_columns, check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
+from lib.scoring import PROFILE
 from lib.settings import get_settings
 from lib.sinks import BigQuerySink, ObjectStoreSink, Sink
 
@@ -90,33 +93,37 @@ class SparkEngine:
             # Scores are computed once, in one Spark job that also yields the audience size,
             # the mean, the decile boundaries and the id checks; cached for the write.
             # Compared as Spark SQL compares with the columns' stored types (lib.audience).
+            run = task.run_columns()
             if path == "python-reads" and local is not None:
                 from lib.parquet_source import scored_users
 
-                scored = scored_users(spark, local, task.audience, task.model)
+                scored = scored_users(spark, local, task.audience, task.model, run=run)
             else:
                 audience = to_spark_column(task.audience, F, users.schema)
-                scored = score_spark(users.filter(audience), task.model)
+                scored = score_spark(users.filter(audience), task.model, run=run)
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+            is_user = F.col(PROFILE).isNull()  # each task adds one row of drift counts
             stats = scored.agg(
-                F.count(F.lit(1)).alias("n"),
+                F.sum(is_user.cast("long")).alias("n"),
                 F.count(schema.USER_ID).alias("ids"),
                 F.count_distinct(schema.USER_ID).alias("distinct_ids"),
                 F.avg(schema.SCORE).alias("mean"),
                 F.percentile_approx(
                     schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
                 ).alias("cuts"),
+                F.sum((F.col(GROUP) == F.lit(CONTROL)).cast("long")).alias("control"),
+                F.collect_list(PROFILE).alias("profiles"),
             ).first()
         assert stats is not None  # a global aggregate always yields one row
         try:
-            audience_size = int(stats["n"])
+            audience_size = int(stats["n"] or 0)
             check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
             cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
             share = audience_size / input_rows if input_rows else 0.0
             echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
             echo("🤖 Generating predictions...")
             predictions = prediction_frame(
-                scored,
+                scored.filter(is_user),
                 campaign_id=task.campaign.id,
                 run_id=task.run_id,
                 model_sha256=task.model.sha256,
@@ -134,6 +141,8 @@ class SparkEngine:
             mean_score=float(stats["mean"]) if audience_size else None,
             decile_cut_points=cut_points,
             scoring_path=path,
+            control_size=int(stats["control"] or 0),
+            profile=merge_profiles(stats["profiles"]) if run.reference else None,
         )
 
 
@@ -185,7 +194,7 @@ def prediction_frame(
     scored_at: datetime,
     cut_points: Sequence[float],
 ) -> DataFrame:
-    """The output contract (lib.schema.PREDICTION_SCHEMA) from ``user_id, prediction_score``."""
+    """The output contract (lib.schema.PREDICTION_SCHEMA) from the tasks' scores and groups."""
     from lib.scoring import decile_column
     from lib.spark import functions_for
 
@@ -196,6 +205,7 @@ def prediction_frame(
         F.lit(campaign_id).cast("long").alias(schema.CAMPAIGN_ID),
         F.col(schema.SCORE).cast("double"),
         decile_column(F.col(schema.SCORE), cut_points, F).alias(schema.DECILE),
+        F.col(GROUP),
         F.lit(model_sha256).alias("model_sha256"),
         F.lit(run_id).cast("long").alias("run_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),

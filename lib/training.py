@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lib import schema
+from lib.drift import Reference, reference_profile
 from lib.errors import InvalidInputError, ModelError, run_cli
 from lib.files import atomic_write_bytes, publish_file_mode
 from lib.registry import MODEL_SUFFIXES, register, sha256_file
@@ -44,6 +45,9 @@ class TrainResult:
     test_rows: int
     test_labels: np.ndarray = field(repr=False)
     test_scores: np.ndarray = field(repr=False)
+    # The training data's profile (lib.drift), registered with the model: each run's drift
+    # and input gate compare with it.
+    reference: Reference | None = field(default=None, repr=False)
 
 
 def train_model(
@@ -105,6 +109,9 @@ def train_model(
         test_rows=len(x_test),
         test_labels=y_test.to_numpy(),
         test_scores=scores,
+        reference=reference_profile(
+            data, features, model.predict_proba(data[list(features)])[:, 1]
+        ),
     )
 
 
@@ -166,6 +173,7 @@ def save_model(
                 "features": result.features,
                 "metadata": meta.name,
                 "registered_at": created_at,
+                **({"reference": result.reference.to_json()} if result.reference else {}),
             }
             for path in (cbm, pkl)
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -266,6 +267,15 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
         {"started_at": "2026-11-26T12:00:00"},  # naive datetimes are ambiguous
         {"scored_rows": True},
         {"scoring_path": "jvm"},
+        {"control_size": -1},
+        {"max_psi": -0.1},
+        {"max_psi": "0.2"},
+        {"score_shares": [0.5, 0.5]},
+        {"score_shares": [0.1] * 9 + [1.5]},
+        {"as_of": "2026-12-01T00:00:00Z"},
+        {"as_of": "12/01/2026"},
+        {"as_of": 20261201},
+        {"as_of": "2026-02-30"},
     ],
 )
 def test_invalid_run_fields_are_422(client: TestClient, body: dict) -> None:
@@ -295,3 +305,30 @@ def test_docs_are_served(client: TestClient) -> None:
     assert {"/campaigns/", "/campaigns/{campaign_id}", "/campaigns/{campaign_id}/runs"} <= set(
         paths
     )
+
+
+def test_a_campaign_holds_out_a_tenth_by_default_and_the_share_is_bounded(
+    client: TestClient,
+) -> None:
+    campaign = create(client)
+    assert campaign["holdout_share"] == 0.1 and campaign["input_tolerance"] == 0.05
+    url = f"/campaigns/{campaign['id']}"
+    assert client.put(url, json={"holdout_share": 0}).json()["holdout_share"] == 0
+    assert client.put(url, json={"holdout_share": 0.5}).json()["holdout_share"] == 0.5
+    for bad in (-0.01, 0.51, "0.2", None, True, float("inf")):
+        body = json.dumps({"holdout_share": bad}, allow_nan=True)
+        response = client.put(url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 422, bad
+    assert client.get(url).json()["holdout_share"] == 0.5  # unchanged by the refusals
+    for bad in (-0.1, 1.1, "0.1"):
+        assert client.put(url, json={"input_tolerance": bad}).status_code == 422, bad
+
+
+def test_a_run_keeps_its_control_size_drift_and_date(client: TestClient) -> None:
+    cid = create(client)["id"]
+    shares = [0.1] * 10
+    body = {"control_size": 31, "max_psi": 0.27, "score_shares": shares, "as_of": "2026-12-01"}
+    run = client.post(f"/campaigns/{cid}/runs", json=body).json()
+    assert {k: run[k] for k in body} == body
+    again = client.get(f"/campaigns/{cid}/runs/{run['id']}").json()
+    assert {k: again[k] for k in body} == body

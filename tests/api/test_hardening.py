@@ -401,9 +401,9 @@ def test_malformed_runs_are_409_alone_and_skipped_in_lists(
 # -- 9. the database constrains what the API guarantees ---------------------------------------
 
 CAMPAIGN = (
-    "INSERT INTO campaigns (name, name_key, model_path, features, is_active, created_at, "
-    "updated_at) VALUES ({name}, {name_key}, {model_path}, {features}, {is_active}, {stamp}, "
-    "{stamp})"
+    "INSERT INTO campaigns (name, name_key, model_path, features, is_active, holdout_share, "
+    "input_tolerance, created_at, updated_at) VALUES ({name}, {name_key}, {model_path}, "
+    "{features}, {is_active}, {holdout_share}, {input_tolerance}, {stamp}, {stamp})"
 )
 CAMPAIGN_OK = {
     "name": "'ok'",
@@ -411,13 +411,16 @@ CAMPAIGN_OK = {
     "model_path": "'models/campaign_model_v1.pkl'",
     "features": "'[\"recency\"]'",
     "is_active": "true",
+    "holdout_share": "0.1",
+    "input_tolerance": "0.05",
     "stamp": "'2026-11-26 12:00:00'",
 }
 RUN = (
     "INSERT INTO campaign_runs (campaign_id, status, input_rows, audience_size, scored_rows, "
-    "model_sha256, output_path, scoring_path, created_at) VALUES ({campaign_id}, {status}, "
-    "{input_rows}, {audience_size}, {scored_rows}, {model_sha256}, {output_path}, "
-    "{scoring_path}, '2026-11-26 12:00:00')"
+    "model_sha256, output_path, scoring_path, control_size, max_psi, score_shares, as_of, "
+    "created_at) VALUES ({campaign_id}, {status}, {input_rows}, {audience_size}, "
+    "{scored_rows}, {model_sha256}, {output_path}, {scoring_path}, {control_size}, "
+    "{max_psi}, {score_shares}, {as_of}, '2026-11-26 12:00:00')"
 )
 RUN_OK = {
     "campaign_id": "1",
@@ -428,6 +431,10 @@ RUN_OK = {
     "model_sha256": "'" + "a" * 64 + "'",
     "output_path": "'out.parquet'",
     "scoring_path": "'python-reads'",
+    "control_size": "1",
+    "max_psi": "0.02",
+    "score_shares": "'[0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1,0.1]'",
+    "as_of": "'2026-12-01'",
 }
 
 
@@ -450,6 +457,18 @@ FORBIDDEN = [  # (table, field, value, databases whose CHECK constraints refuse 
     ("campaign_runs", "model_sha256", "'abc'", "both"),
     ("campaign_runs", "output_path", "'" + "p" * 1001 + "'", "both"),
     ("campaign_runs", "scoring_path", "'jvm'", "both"),
+    ("campaigns", "holdout_share", "0.6", "both"),
+    ("campaigns", "holdout_share", "-0.1", "both"),
+    ("campaigns", "holdout_share", "'a lot'", "both"),  # PostgreSQL: float itself
+    ("campaigns", "holdout_share", "NULL", "both"),
+    ("campaigns", "input_tolerance", "1.5", "both"),
+    ("campaign_runs", "control_size", "-1", "both"),
+    ("campaign_runs", "control_size", "1.5", "sqlite"),  # PostgreSQL rounds into bigint
+    ("campaign_runs", "max_psi", "-0.5", "both"),
+    ("campaign_runs", "score_shares", "'[0.5, 0.5]'", "both"),
+    ("campaign_runs", "score_shares", "'{}'", "both"),
+    ("campaign_runs", "as_of", "'not a date'", "both"),  # PostgreSQL: date itself
+    ("campaign_runs", "as_of", "'2026-02-30'", "both"),
 ]
 
 

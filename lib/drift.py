@@ -1,0 +1,276 @@
+"""Drift: is the population being scored still the one the model learned from?
+
+At training, :func:`reference_profile` records for each feature (and for the model's scores)
+ten bins cut at the training data's deciles and the share of rows in each, plus what the
+input gate (:mod:`lib.gate`) checks: the kind of column, the share of nulls and the range
+of values seen. The registry keeps it with the model.
+
+Each run counts its audience into the same bins (in Spark's Python tasks, beside the
+scoring, or in process: :class:`ProfileCounter`) and computes the population stability index
+of every feature against the reference, and of its scores against the previous successful
+run of the campaign::
+
+    PSI = sum over bins of (actual - expected) * ln(actual / expected)
+
+with the usual bands: below 0.1 stable, 0.1 to 0.25 watch, above 0.25 act. A plain numpy
+PSI is enough here (Evidently's Spark engine does not run on Spark 4). Shares of zero are
+floored at 0.0001, so an empty bin costs a finite, large PSI instead of infinity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:  # the registry reads references: it loads no pandas or pyarrow for it
+    import pandas as pd
+    import pyarrow as pa
+
+__all__ = [
+    "ACT",
+    "BINS",
+    "SCORE",
+    "WATCH",
+    "Band",
+    "ColumnReference",
+    "DriftReport",
+    "ProfileCounter",
+    "Reference",
+    "band",
+    "drift_report",
+    "merge_profiles",
+    "psi",
+    "reference_profile",
+    "shares",
+]
+
+BINS: Final = 10
+WATCH: Final = 0.1
+ACT: Final = 0.25
+SCORE: Final = "prediction_score"  # the scores' entry in a profile (lib.schema.SCORE)
+_FLOOR: Final = 1e-4
+
+Band = Literal["stable", "watch", "act"]
+
+
+def band(value: float) -> Band:
+    """The usual reading of a PSI: < 0.1 stable, 0.1-0.25 watch, > 0.25 act."""
+    return "stable" if value < WATCH else "watch" if value <= ACT else "act"
+
+
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """Population stability index of ``actual`` shares against ``expected`` (same bins)."""
+    if len(expected) != len(actual) or not expected:
+        raise ValueError("PSI needs two share lists of the same, non-zero length")
+    e = np.maximum(np.asarray(expected, dtype=np.float64), _FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), _FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _edges(values: np.ndarray) -> list[float]:
+    """Inner bin edges at the deciles of ``values`` (ties merged: fewer bins, never empty)."""
+    if len(values) == 0:
+        return []
+    cuts = np.quantile(values, [i / BINS for i in range(1, BINS)], method="lower")
+    return [float(c) for c in np.unique(cuts)]
+
+
+def shares(values: np.ndarray, edges: Sequence[float]) -> list[float]:
+    """The share of ``values`` (nulls excluded) in each bin: ``value <= edge`` is left of it."""
+    return _as_shares(_counts(values, edges))
+
+
+def _counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    index = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
+    return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
+
+
+def _as_shares(counts: Sequence[int] | np.ndarray) -> list[float]:
+    total = float(np.sum(counts))
+    return [float(c) / total if total else 0.0 for c in counts]
+
+
+@dataclass(frozen=True)
+class ColumnReference:
+    """What the training data looked like in one column."""
+
+    kind: str  # "int" or "float": what the gate expects
+    edges: list[float]
+    shares: list[float]
+    null_share: float
+    min: float | None
+    max: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "edges": self.edges,
+            "shares": self.shares,
+            "null_share": self.null_share,
+            "min": self.min,
+            "max": self.max,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> ColumnReference:
+        try:
+            edges = [float(x) for x in data["edges"]]
+            col_shares = [float(x) for x in data["shares"]]
+            kind = str(data["kind"])
+            null_share = float(data["null_share"])
+            low = None if data["min"] is None else float(data["min"])
+            high = None if data["max"] is None else float(data["max"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where}: malformed reference ({err})") from None
+        if len(col_shares) != len(edges) + 1 or kind not in ("int", "float"):
+            raise ValueError(f"{where}: malformed reference (bins or kind)")
+        if edges != sorted(edges) or not all(math.isfinite(x) for x in edges):
+            raise ValueError(f"{where}: malformed reference (edges)")
+        return cls(kind, edges, col_shares, null_share, low, high)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The training data's profile: one :class:`ColumnReference` per feature, and the scores."""
+
+    features: dict[str, ColumnReference]
+    score: ColumnReference
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": {name: ref.to_json() for name, ref in self.features.items()},
+            "score": self.score.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Reference:
+        if not isinstance(data, Mapping) or not isinstance(data.get("features"), Mapping):
+            raise ValueError("model reference: not a JSON object with features")
+        features = {
+            str(name): ColumnReference.from_json(ref, f"reference of {name}")
+            for name, ref in data["features"].items()
+        }
+        return cls(features, ColumnReference.from_json(data.get("score", {}), "score reference"))
+
+
+def _column_reference(values: pd.Series) -> ColumnReference:
+    import pandas as pd
+
+    kind = "int" if pd.api.types.is_integer_dtype(values) else "float"
+    present = values.dropna().to_numpy(dtype=np.float64)
+    edges = _edges(present)
+    return ColumnReference(
+        kind=kind,
+        edges=edges,
+        shares=shares(present, edges),
+        null_share=float(values.isna().mean()) if len(values) else 0.0,
+        min=float(present.min()) if len(present) else None,
+        max=float(present.max()) if len(present) else None,
+    )
+
+
+def reference_profile(data: pd.DataFrame, features: Sequence[str], scores: np.ndarray) -> Reference:
+    """The training data's profile (for drift and the input gate), kept by the registry."""
+    import pandas as pd
+
+    return Reference(
+        features={name: _column_reference(data[name]) for name in features},
+        score=_column_reference(pd.Series(np.asarray(scores, dtype=np.float64))),
+    )
+
+
+class ProfileCounter:
+    """Counts a run's audience into the reference's bins, batch by batch (any engine)."""
+
+    def __init__(self, reference: Reference) -> None:
+        self.reference = reference
+        self.counts: dict[str, np.ndarray] = {
+            name: np.zeros(len(ref.edges) + 1, dtype=np.int64)
+            for name, ref in [*reference.features.items(), (SCORE, reference.score)]
+        }
+
+    def add(self, features: pa.Table | pa.RecordBatch, scores: np.ndarray) -> None:
+        """One batch of audience rows (their feature columns) and their scores."""
+        for name, ref in self.reference.features.items():
+            if name in features.column_names:
+                column = features.column(name)
+                values = column.drop_null().to_numpy(zero_copy_only=False)
+                values = values.astype(np.float64)
+                self.counts[name] += _counts(values[~np.isnan(values)], ref.edges)
+        self.counts[SCORE] += _counts(
+            np.asarray(scores, dtype=np.float64), self.reference.score.edges
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({name: counts.tolist() for name, counts in self.counts.items()})
+
+
+def merge_profiles(texts: Sequence[str]) -> dict[str, list[int]]:
+    """The sum of the tasks' counts (each a :meth:`ProfileCounter.to_json` text)."""
+    total: dict[str, np.ndarray] = {}
+    for text in texts:
+        for name, counts in json.loads(text).items():
+            array = np.asarray(counts, dtype=np.int64)
+            total[name] = total[name] + array if name in total else array
+    return {name: counts.tolist() for name, counts in total.items()}
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """A run's PSI per feature (against training) and of its scores (against the last run)."""
+
+    features: dict[str, float]
+    score: float | None  # None: no earlier successful run with scores to compare with
+    score_shares: list[float]  # this run's, kept in its run record for the next run
+
+    @property
+    def largest(self) -> float:
+        values = [*self.features.values(), *([self.score] if self.score is not None else [])]
+        return max(values, default=0.0)
+
+    def crossed(self) -> list[tuple[str, float, Band]]:
+        """What is outside the stable band, worst first."""
+        rows = [(name, value, band(value)) for name, value in self.features.items()]
+        if self.score is not None:
+            rows.append(("scores (against the last run)", self.score, band(self.score)))
+        return sorted([r for r in rows if r[2] != "stable"], key=lambda r: -r[1])
+
+    def table(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            {"what": name, "compared with": "training", "psi": value, "band": band(value)}
+            for name, value in self.features.items()
+        ]
+        if self.score is not None:
+            rows.append(
+                {
+                    "what": "scores",
+                    "compared with": "the last successful run",
+                    "psi": self.score,
+                    "band": band(self.score),
+                }
+            )
+        return pd.DataFrame(rows, columns=["what", "compared with", "psi", "band"])
+
+
+def drift_report(
+    reference: Reference,
+    counts: Mapping[str, Sequence[int]],
+    previous_scores: Sequence[float] | None,
+) -> DriftReport:
+    """PSIs from a run's merged counts; features with no counted rows are left out."""
+    features = {
+        name: psi(ref.shares, _as_shares(counts[name]))
+        for name, ref in reference.features.items()
+        if name in counts and sum(counts[name]) > 0
+    }
+    score_shares = _as_shares(counts.get(SCORE, [0] * (len(reference.score.edges) + 1)))
+    usable = previous_scores is not None and len(previous_scores) == len(score_shares)
+    score = psi(previous_scores, score_shares) if usable and sum(score_shares) else None  # type: ignore[arg-type]
+    return DriftReport(features=features, score=score, score_shares=score_shares)
