@@ -26,6 +26,7 @@ __all__ = [
     "RunStatus",
     "ScoringPath",
     "campaign_not_found",
+    "parse_date",
     "parse_id",
     "seed_campaign",
 ]
@@ -60,6 +61,24 @@ def parse_id(value: object, what: str = "campaign id") -> int:
     if not 1 <= value <= MAX_ID:
         raise ValueError(f"{what} must be between 1 and {MAX_ID}, got {value}")
     return value
+
+
+ISO_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(value: object, what: str = "as-of date") -> date:
+    """A snapshot date from ``YYYY-MM-DD`` text (or a date); ValueError otherwise.
+
+    The one reading of a date for the runner, lib.predict and notebook 04's ``as_of``.
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
+        raise ValueError(f"{what} must be a date written YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a calendar date") from None
 
 
 RunStatus = Literal["queued", "running", "succeeded", "failed"]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the registry reads references: it loads no pandas or pyarro
 __all__ = [
     "ACT",
     "BINS",
+    "DRIFT_BANDS",
     "SCORE",
     "WATCH",
     "Band",
@@ -56,6 +57,7 @@ SCORE: Final = "prediction_score"  # the scores' entry in a profile (lib.schema.
 _FLOOR: Final = 1e-4
 
 Band = Literal["stable", "watch", "act"]
+DRIFT_BANDS: Final = "below 0.1 stable, 0.1 to 0.25 watch, above 0.25 act"
 
 
 def band(value: float) -> Band:

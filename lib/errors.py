@@ -83,6 +83,14 @@ class SparkFailureError(PipelineError):
     exit_code = 9
 
 
+class InputGateError(PipelineError):
+    """The users to score are not what the model learned from (lib.gate): a feature of
+    another type, more missing values or values further outside the training range than
+    the campaign's ``input_tolerance`` allows."""
+
+    exit_code = 10
+
+
 class JobInterruptedError(PipelineError):
     """The job was stopped by a signal (SIGTERM from a scheduler, ``kubectl delete``)."""
 

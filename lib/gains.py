@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 DECILE = "decile"
-AGGREGATE_COLUMNS = ("users", "expected", "min_score", "max_score")
+AGGREGATE_COLUMNS = ("users", "expected", "min_score", "max_score", "control", "control_expected")
 
 
 def assign_deciles(scores: Sequence[float] | pd.Series | np.ndarray) -> pd.Series:
@@ -80,12 +80,23 @@ def by_decile_and_bin(predictions: pd.DataFrame) -> pd.DataFrame:
     from lib import schema
 
     score = predictions[schema.SCORE]
-    keyed = predictions.assign(bin=np.floor(score * 20) / 20)
+    control = (
+        predictions[schema.GROUP].eq("control")
+        if schema.GROUP in predictions
+        else pd.Series(False, index=predictions.index)
+    )
+    keyed = predictions.assign(
+        bin=np.floor(score * 20) / 20,
+        control=control,
+        control_score=score.where(control, 0.0),
+    )
     return keyed.groupby([schema.DECILE, "bin"], as_index=False).agg(
         users=(schema.SCORE, "size"),
         min_score=(schema.SCORE, "min"),
         max_score=(schema.SCORE, "max"),
         expected=(schema.SCORE, "sum"),
+        control=("control", "sum"),
+        control_expected=("control_score", "sum"),
     )
 
 
@@ -138,8 +149,9 @@ def gains_table(aggregates: pd.DataFrame) -> pd.DataFrame:
 def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
     """One sentence a marketer can act on, from a :func:`gains_table`.
 
-    Normally deciles 1 to ``top``. When ties or a small audience leave some of them empty
-    (users with equal scores share a decile), the advice takes the best non-empty deciles
+    Normally deciles 1 to ``top``, counting treatment users only when the table has a
+    ``control`` column (the holdout: never contacted). When ties or a small audience leave
+    some of them empty (users with equal scores share a decile), the advice takes the best non-empty deciles
     until they cover ``top`` tenths of the audience, and says so, rather than advising to
     contact deciles that hold nobody.
     """
@@ -151,14 +163,24 @@ def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
     if len(picked) < top:  # ties or a small audience emptied some of the top deciles
         covered_before = rows["users"].cumsum().shift(fill_value=0) / total_users
         picked = rows[covered_before < top / 10]
-    users = int(picked["users"].sum())
-    expected = float(picked["expected"].sum())
-    total_expected = float(table["expected"].sum())
+    # With a holdout (``control`` and ``control_expected`` columns) only the treatment
+    # users are to be contacted: the control users of the same deciles are held out.
+    held = int(picked["control"].sum()) if "control" in picked else 0
+    held_expected = float(picked["control_expected"].sum()) if "control" in picked else 0.0
+    all_held = float(table["control_expected"].sum()) if "control" in table else 0.0
+    users = int(picked["users"].sum()) - held
+    expected = float(picked["expected"].sum()) - held_expected
+    total_expected = float(table["expected"].sum()) - all_held
     gain = expected / total_expected if total_expected else 0.0
     numbers = (
         f"{users:,} users ({users / total_users:.1%} of the audience), "
         f"{gain:.1%} of expected conversions ({expected:,.1f} of {total_expected:,.1f})."
     )
+    if held:
+        numbers += (
+            f" {held:,} more users of those deciles are held out as the control group: not "
+            "contacted, so that the campaign's effect can be measured."
+        )
     chosen = [int(d) for d in picked[DECILE]]
     if chosen == list(range(1, top + 1)):
         deciles = "decile" if top == 1 else f"{top} deciles"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,8 +25,11 @@ from lib import schema
 from lib.api_client import Campaign, ConfigApiClient
 from lib.audience import AudienceFilter, parse_filter
 from lib.contract import HEARTBEAT_SECONDS, ScoringPath
+from lib.drift import DRIFT_BANDS, DriftReport, drift_report
 from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.failures import known_failure
+from lib.files import local_path
+from lib.gate import check_input
 from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
 from lib.scoring import RunColumns
@@ -61,6 +64,7 @@ class JobSpec:
     input_path: str
     output_path: str
     model_dir: Path | None = None
+    as_of: date | None = None  # the snapshot date scored (None: the undated input)
 
     @classmethod
     def from_settings(
@@ -71,15 +75,19 @@ class JobSpec:
         input_path: str | Path | None = None,
         output_path: str | Path | None = None,
         model_dir: str | Path | None = None,
+        as_of: date | None = None,
     ) -> JobSpec:
-        """Fill what is not given from the settings (environment variables)."""
+        """Fill what is not given from the settings (environment variables); a dated run
+        reads that date's snapshot and writes that date's predictions."""
         settings = get_settings()
+        default_input = settings.snapshot_path(as_of) if as_of else settings.users_path
         return cls(
             campaign_id=campaign_id,
             config_api_url=config_api_url or settings.config_api_url,
-            input_path=str(input_path or settings.users_path),
-            output_path=str(output_path or settings.prediction_path(campaign_id)),
+            input_path=str(input_path or default_input),
+            output_path=str(output_path or settings.prediction_path(campaign_id, as_of)),
             model_dir=Path(model_dir) if model_dir else None,
+            as_of=as_of,
         )
 
 
@@ -96,6 +104,7 @@ class ScoringTask:
     known_input_rows: int | None  # from local Parquet footers; None for remote inputs
     sink: Sink
     scored_at: datetime
+    input_warnings: tuple[str, ...] = ()  # what the input gate let through (lib.gate)
 
     def run_columns(self) -> RunColumns:
         """What the tasks add to the scores: the holdout group and the drift counts."""
@@ -167,6 +176,16 @@ class JobResult:
     decile_cut_points: list[float]
     timings: dict[str, float] = field(default_factory=dict)
     scoring_path: str | None = None
+    holdout_share: float = 0.0
+    control_size: int = 0
+    as_of: str | None = None  # ISO date of the snapshot scored
+    drift: dict[str, Any] | None = None  # DriftReport as JSON (None: the model has no reference)
+    input_warnings: list[str] = field(default_factory=list)  # the input gate's (lib.gate)
+
+    @property
+    def treatment_size(self) -> int:
+        """The audience users to contact: everybody but the held-out control group."""
+        return self.audience_size - self.control_size
 
     @property
     def audience_share(self) -> float:
@@ -205,11 +224,22 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         with ConfigApiClient(spec.config_api_url) as api, timer.stage("fetch campaign"):
             campaign = api.get_campaign(spec.campaign_id)
             echo(f"✅ Loaded campaign: {campaign.name}")
-            run = api.create_run(spec.campaign_id, status="running", started_at=_now())
+            run = api.create_run(
+                spec.campaign_id,
+                status="running",
+                started_at=_now(),
+                **({"as_of": spec.as_of.isoformat()} if spec.as_of else {}),
+            )
+            # The score drift compares with the last successful run (newest first).
+            previous = next(
+                (r.score_shares for r in api.list_runs(spec.campaign_id) if r.score_shares),
+                None,
+            )
         try:
             with _Heartbeat(spec.config_api_url, spec.campaign_id, run.id):
                 task = _prepare(spec, campaign, run.id, sink, engine, echo, timer)
                 stats = engine.score(task, echo, timer)
+                drift = _after_scoring(task, stats, previous, echo)
         except BaseException as err:
             stopped = _stop_reason(err)
             known = None if stopped or isinstance(err, PipelineError) else _known(err, timer)
@@ -234,6 +264,8 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         output_path=sink.location,
         model_sha256=task.model.sha256,
         **({"scoring_path": stats.scoring_path} if stats.scoring_path else {}),
+        control_size=stats.control_size,
+        **({"max_psi": drift.largest, "score_shares": drift.score_shares} if drift else {}),
     )
     echo("✅ JOB COMPLETED SUCCESSFULLY")
     return JobResult(
@@ -251,7 +283,36 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         decile_cut_points=stats.decile_cut_points,
         timings=timer.timings,
         scoring_path=stats.scoring_path,
+        holdout_share=campaign.holdout_share,
+        control_size=stats.control_size,
+        as_of=spec.as_of.isoformat() if spec.as_of else None,
+        drift=asdict(drift) if drift else None,
+        input_warnings=list(task.input_warnings),
     )
+
+
+def _after_scoring(
+    task: ScoringTask, stats: EngineStats, previous: list[float] | None, echo: Echo
+) -> DriftReport | None:
+    """Say how many users are held out, and whether the population drifted (lib.drift)."""
+    share = task.campaign.holdout_share
+    if stats.audience_size:
+        echo(
+            f"🧪 Holdout: {stats.control_size:,} of {stats.audience_size:,} users "
+            f"({stats.control_size / stats.audience_size:.1%}; the campaign holds out "
+            f"{share:.0%}) are the control group: not contacted, so that the campaign's "
+            "effect can be measured"
+        )
+    reference = task.model.artifact.reference
+    if reference is None or stats.profile is None or not stats.audience_size:
+        return None
+    drift = drift_report(reference, stats.profile, previous)
+    crossed = drift.crossed()
+    for name, value, level in crossed:
+        echo(f"⚠️ Drift: {name}: PSI {value:.3f} ({level}; {DRIFT_BANDS})")
+    if not crossed:
+        echo(f"✅ Drift: every PSI is stable (largest {drift.largest:.3f}; {DRIFT_BANDS})")
+    return drift
 
 
 def _prepare(
@@ -283,6 +344,7 @@ def _prepare(
     filter_columns = sorted(audience.columns) if audience else []
     needed = tuple(dict.fromkeys([schema.USER_ID, *model.features, *filter_columns]))
     known_rows = check_local_input(spec.input_path, needed)
+    warnings = _input_gate(spec.input_path, model, campaign, echo)
     engine.check_sink(sink, timer)
     return ScoringTask(
         campaign=campaign,
@@ -294,7 +356,28 @@ def _prepare(
         known_input_rows=known_rows,
         sink=sink,
         scored_at=datetime.now(UTC),
+        input_warnings=warnings,
     )
+
+
+def _input_gate(
+    input_path: str, model: VerifiedModel, campaign: Campaign, echo: Echo
+) -> tuple[str, ...]:
+    """Refuse (exit 10) or warn when the users do not look like the training data."""
+    reference = model.artifact.reference
+    local = local_path(input_path)
+    if reference is None:
+        echo("🚦 Input gate: not run (the model was registered without a training reference)")
+        return ()
+    if local is None:
+        echo("🚦 Input gate: not run (a remote input: no Parquet footers to read here)")
+        return ()
+    result = check_input(local, reference, campaign.input_tolerance)
+    for warning in result.warnings:
+        echo(f"⚠️ Input: {warning} (within the campaign's input_tolerance)")
+    if not result.warnings:
+        echo("🚦 Input gate: types, missing values and ranges match the training data")
+    return tuple(result.warnings)
 
 
 class _Heartbeat:

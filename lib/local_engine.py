@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from lib import schema
 from lib.errors import InvalidInputError
 from lib.files import local_path
+from lib.holdout import CONTROL
 from lib.inputs import check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
 from lib.parquet_source import partition_columns, plan_row_groups, score_row_groups
@@ -57,14 +58,25 @@ class LocalEngine:
         text = task.campaign.audience_filter
         echo(f"🎯 Applying audience filter: {text or '(none: every user)'}")
         model, features = task.model.load(), list(task.model.features)
+        run = task.run_columns()
+        counter = run.counter()
         with timer.stage("filter + score"):
             batches = [
                 batch
                 for share in plan_row_groups(local, task.audience, tasks=1)
-                for batch in score_row_groups(share, model, features, task.audience, -1)
+                for batch in score_row_groups(
+                    share, model, features, task.audience, -1, run, counter
+                )
             ]
-            empty = pa.schema([(schema.USER_ID, pa.int64()), (schema.SCORE, pa.float64())])
-            scored = pa.Table.from_batches(batches, schema=batches[0].schema if batches else empty)
+            empty = pa.schema(
+                [
+                    (schema.USER_ID, pa.int64()),
+                    (schema.SCORE, pa.float64()),
+                    (schema.GROUP, pa.string()),
+                ]
+            )
+            scored = pa.Table.from_batches(batches, schema=batches[0].schema if batches else None)
+            scored = scored.select(empty.names) if batches else empty.empty_table()
         ids = scored.column(schema.USER_ID)
         check_ids(len(ids), len(ids) - ids.null_count, pc.count_distinct(ids).as_py())
         scores = scored.column(schema.SCORE).to_numpy()
@@ -80,6 +92,7 @@ class LocalEngine:
                 schema.CAMPAIGN_ID: pa.array(np.full(n, task.campaign.id, np.int64)),
                 schema.SCORE: pa.array(scores, pa.float64()),
                 schema.DECILE: pa.array(deciles(scores, cuts), pa.int32()),
+                schema.GROUP: scored.column(schema.GROUP),
                 "model_sha256": pa.repeat(pa.scalar(task.model.sha256, pa.string()), n),
                 "run_id": pa.array(np.full(n, task.run_id, np.int64)),
                 "scored_at": pa.repeat(pa.scalar(task.scored_at, pa.timestamp("us", tz="UTC")), n),
@@ -96,6 +109,12 @@ class LocalEngine:
             mean_score=float(scores.mean()) if n else None,
             decile_cut_points=cuts,
             scoring_path=IN_PROCESS,
+            control_size=int(pc.sum(pc.equal(scored.column(schema.GROUP), CONTROL)).as_py() or 0),
+            profile=(
+                {name: counts.tolist() for name, counts in counter.counts.items()}
+                if counter is not None
+                else None
+            ),
         )
 
 

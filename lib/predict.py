@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ if __package__ in (None, ""):  # run as a file (spark-submit lib/predict.py): fi
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from lib import job
-from lib.contract import parse_id
+from lib.contract import parse_date, parse_id
 from lib.errors import InvalidInputError, JobInterruptedError, run_cli
 from lib.job import Echo, JobResult, JobSpec
 from lib.spark_engine import SparkEngine
@@ -50,6 +51,7 @@ def run_job(
     echo: Echo = print,
     scoring_path: str | None = None,
     engine: str = "spark",
+    as_of: str | date | None = None,
 ) -> JobResult:
     """Score one campaign's audience with Spark and write its predictions.
 
@@ -57,14 +59,21 @@ def run_job(
     given (notebook 04 builds it in its own cell); without it a session is started.
     ``scoring_path`` forces how the users are read (default: SCORING_PATH, ``auto``).
     ``engine="local"`` scores in this process without Spark (lib.local_engine: the floor).
+    ``as_of`` (``YYYY-MM-DD``) scores that date's snapshot, DATA_DIR/users/snapshot_date=...,
+    into that date's own predictions file (empty or None: the undated input).
     """
     campaign_id = check_campaign_id(campaign_id)
+    try:
+        day = parse_date(as_of) if as_of else None
+    except ValueError as err:
+        raise InvalidInputError(str(err)) from None
     spec = JobSpec.from_settings(
         campaign_id,
         config_api_url=config_api_url,
         input_path=os.fspath(input_path) if input_path else None,
         output_path=os.fspath(output_path) if output_path else None,
         model_dir=os.fspath(model_dir) if model_dir else None,
+        as_of=day,
     )
     if engine == "local":
         from lib.local_engine import LocalEngine
@@ -118,7 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--master", default=None, help="Spark master (default: SPARK_MASTER)")
     parser.add_argument("--model-dir", default=None, help="registered models (default: MODEL_DIR)")
+    parser.add_argument("--as-of", type=date_argument, default=None, help=AS_OF_HELP)
     return parser
+
+
+AS_OF_HELP = (
+    "score the snapshot of this date (YYYY-MM-DD): DATA_DIR/users/snapshot_date=DATE/, into "
+    "OUTPUT_DIR/predictions_campaign_<id>_<DATE>.parquet"
+)
+
+
+def date_argument(text: str) -> date:
+    """argparse ``type=`` for ``--as-of``: the strict reading, argparse's error line."""
+    try:
+        return parse_date(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -189,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             output_path=args.output,
             master=args.master,
             model_dir=args.model_dir,
+            as_of=args.as_of,
         )
     except Exception:
         if job.STOP_REQUESTED.is_set():  # stopped outside run_job's own handling

@@ -317,7 +317,18 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
             ("Model", _code(result.get("model_path"))),
             ("Model sha256", _code(result.get("model_sha256"), "sha256")),
             ("Input", f"{_code(result.get('input_path'))}: {input_rows:,} users"),
+            *(
+                [("Snapshot date", html.escape(str(result["as_of"])))]
+                if result.get("as_of")
+                else []
+            ),
             ("Audience", f"{audience:,} users ({share:.1%} of the input)"),
+            (
+                "Held out",
+                f"{int(result.get('control_size') or 0):,} users: the control group "
+                f"(the campaign holds out {float(result.get('holdout_share') or 0):.0%}); "
+                "they are not contacted, so that notebook 06 can measure the effect",
+            ),
             (
                 "Expected conversions",
                 f"{expected:,.1f}"
@@ -351,6 +362,7 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
             parts.append("<p>No users matched the audience filter.</p>")
         else:
             parts.append(_frame_html(gains.display_table(table), "deciles"))
+        parts.extend(_drift_section(result))
         bins = payload.get("histogram") or []
         if bins:
             parts.append("<h2>Score histogram</h2>")
@@ -370,6 +382,43 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
             parts.append(f'<p class="muted">Total: {total:,.3f} s (wall clock).</p>')
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _drift_section(result: Mapping[str, Any]) -> list[str]:
+    """The input gate's warnings and the run's PSIs with their bands (lib.gate, lib.drift)."""
+    from lib.drift import DRIFT_BANDS, DriftReport
+
+    parts = ["<h2>Is this still the population the model learned from?</h2>"]
+    warnings = result.get("input_warnings") or []
+    if warnings:
+        items = "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings)
+        parts.append(
+            "<p>The input gate let these through (within the campaign's input_tolerance):</p>"
+            f'<ul id="input-warnings">{items}</ul>'
+        )
+    drift = result.get("drift")
+    if not drift:
+        parts.append('<p class="muted">No drift check: the model has no training reference.</p>')
+        return parts
+    report = DriftReport(**drift)
+    crossed = report.crossed()
+    summary = (
+        "Stable: every population stability index is below 0.1."
+        if not crossed
+        else "Look before acting on these scores: "
+        + "; ".join(f"{name} {value:.2f} ({level})" for name, value, level in crossed)
+        + "."
+    )
+    parts.append(f'<p id="drift-summary">{html.escape(summary)}</p>')
+    table = report.table()
+    table["psi"] = table["psi"].map(lambda v: f"{v:.3f}")
+    parts.append(_frame_html(table.set_index("what"), "drift"))
+    parts.append(
+        f'<p class="muted">Population stability index (PSI): {html.escape(DRIFT_BANDS)}. Each '
+        "feature of this audience is compared with the model's training data, the scores with "
+        "the campaign's last successful run.</p>"
+    )
+    return parts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

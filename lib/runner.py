@@ -1,7 +1,12 @@
 """The production runner: notebook 04 under papermill for one campaign, then an HTML report.
 
     python -m lib.runner --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
-                         [--engine spark|local]
+                         [--engine spark|local] [--as-of YYYY-MM-DD]
+    python -m lib.runner --campaign-id 1 --backfill 2026-12-01..2026-12-07 [--force]
+
+A backfill runs each date of the range in order (that date's snapshot, into that date's
+predictions), skips dates whose run already succeeded unless ``--force``, and stops at the
+first failure with its exit code.
 
 ``make score``, ``make demo`` (through :func:`score`) and the Kubernetes papermill Job all
 run this, so every way of running the notebook gives the same exit codes and report. The
@@ -17,7 +22,7 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,7 @@ from typing import Any
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 from lib.errors import exit_code_for, run_cli  # noqa: E402  (lib.predict loads ApiError)
-from lib.predict import campaign_id_argument  # noqa: E402  (the strict id reading)
+from lib.predict import AS_OF_HELP, campaign_id_argument, date_argument  # noqa: E402
 from lib.settings import PROJECT_ROOT, get_settings  # noqa: E402
 from lib.text import escape_controls  # noqa: E402
 
@@ -68,6 +73,7 @@ def score(
     output_path: str | None = None,
     name: str | None = None,
     engine: str = "spark",
+    as_of: date | None = None,
 ) -> tuple[int, Path, Path | None]:
     """Run notebook 04; returns (exit code, executed notebook, HTML report)."""
     import papermill as pm
@@ -75,7 +81,8 @@ def score(
     settings = get_settings()
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    executed = settings.runs_dir / f"{name or f'campaign_{campaign_id}_{stamp}'}.ipynb"
+    dated = f"_as_of_{as_of.isoformat()}" if as_of else ""
+    executed = settings.runs_dir / f"{name or f'campaign_{campaign_id}{dated}_{stamp}'}.ipynb"
     parameters = {
         "campaign_id": campaign_id,
         "config_api_url": config_api_url or settings.config_api_url,
@@ -84,6 +91,8 @@ def score(
         parameters["input_path"] = input_path
     if output_path:
         parameters["output_path"] = output_path
+    if as_of:
+        parameters["as_of"] = as_of.isoformat()
     if engine != "spark":  # "local": no Spark at all (the floor of bench.teaching_run)
         parameters["engine"] = engine
     else:
@@ -149,21 +158,93 @@ def build_parser() -> argparse.ArgumentParser:
         default="spark",
         help="spark (default); local: score in the kernel with pyarrow + CatBoost, no Spark",
     )
+    dates = parser.add_mutually_exclusive_group()
+    dates.add_argument("--as-of", type=date_argument, default=None, help=AS_OF_HELP)
+    dates.add_argument(
+        "--backfill",
+        type=date_range_argument,
+        default=None,
+        metavar="FROM..TO",
+        help="score every date from FROM to TO (inclusive, YYYY-MM-DD..YYYY-MM-DD) in order",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="with --backfill: re-run dates that succeeded"
+    )
     return parser
+
+
+MAX_BACKFILL_DAYS = 366
+
+
+def date_range_argument(text: str) -> list[date]:
+    """``FROM..TO`` as the list of its dates (inclusive), for ``--backfill``."""
+    start, sep, end = text.partition("..")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"a range is written FROM..TO, got {text!r}")
+    first, last = date_argument(start), date_argument(end)
+    if last < first:
+        raise argparse.ArgumentTypeError(f"the range ends before it starts: {text}")
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"a backfill covers at most {MAX_BACKFILL_DAYS} days, {text} has {days}"
+        )
+    return [first + timedelta(days=i) for i in range(days)]
+
+
+def succeeded_dates(campaign_id: int, config_api_url: str | None) -> set[date]:
+    """The snapshot dates of the campaign that have a successful run."""
+    from lib.api_client import ConfigApiClient
+
+    with ConfigApiClient(config_api_url or get_settings().config_api_url) as api:
+        runs = api.list_runs(campaign_id)
+    return {r.as_of for r in runs if r.status == "succeeded" and r.as_of is not None}
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Each date in order; a date that already succeeded is skipped unless --force."""
+    done = set() if args.force else succeeded_dates(args.campaign_id, args.config_api_url)
+    for day in args.backfill:
+        if day in done:
+            print(f"⏭️ {day}: already scored successfully (--force re-runs it)")
+            continue
+        print(f"📅 Backfill: scoring the snapshot of {day}")
+        code, executed, html = score(
+            args.campaign_id,
+            config_api_url=args.config_api_url,
+            engine=args.engine,
+            as_of=day,
+        )
+        _show(executed, html)
+        if code:
+            print(f"❌ backfill stopped at {day} (exit code {code}); later dates were not run")
+            return code
+    return 0
+
+
+def _show(executed: Path, html: Path | None) -> None:
+    print(f"📓 Executed notebook: {executed}")
+    if html is not None:
+        print(f"📄 Run report: {html}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.force and not args.backfill:
+        build_parser().error("--force goes with --backfill")
+    if args.backfill:
+        if args.input or args.output:
+            build_parser().error("--backfill reads each date's snapshot: no --input/--output")
+        return backfill(args)
     code, executed, html = score(
         args.campaign_id,
         config_api_url=args.config_api_url,
         input_path=args.input,
         output_path=args.output,
         engine=args.engine,
+        as_of=args.as_of,
     )
-    print(f"📓 Executed notebook: {executed}")
-    if html is not None:
-        print(f"📄 Run report: {html}")
+    _show(executed, html)
     return code
 
 

@@ -6,6 +6,7 @@ values. Nothing is created on import; call :func:`get_settings` when a value is 
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -93,9 +94,21 @@ class Settings(BaseSettings):
         """Logs a one-line error points to: job failures, the JVM's own, servers."""
         return self.output_dir / "logs"
 
-    def prediction_path(self, campaign_id: int) -> Path:
-        """Where the job writes a campaign's predictions (the seed's file name)."""
-        return self.output_dir / f"predictions_campaign_{campaign_id}.parquet"
+    def prediction_path(self, campaign_id: int, as_of: date | None = None) -> Path:
+        """Where the job writes a campaign's predictions (the seed's file name); a dated
+        run writes its own file, so a re-run of a date replaces that date's only."""
+        if as_of is None:
+            return self.output_dir / f"predictions_campaign_{campaign_id}.parquet"
+        return self.output_dir / f"predictions_campaign_{campaign_id}_{as_of.isoformat()}.parquet"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        """Dated snapshots of the users: ``users/snapshot_date=YYYY-MM-DD/`` (Hive style)."""
+        return self.data_dir / "users"
+
+    def snapshot_path(self, as_of: date) -> Path:
+        """The users as they were on ``as_of`` (one folder of Parquet files)."""
+        return self.snapshots_dir / f"snapshot_date={as_of.isoformat()}"
 
 
 @lru_cache(maxsize=1)
