@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
-
-if TYPE_CHECKING:  # the registry reads references: it loads no pandas or pyarrow for it
+if TYPE_CHECKING:  # the registry (and so the API) reads references: no numpy, pandas, pyarrow
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -67,6 +66,8 @@ def band(value: float) -> Band:
 
 def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
     """Population stability index of ``actual`` shares against ``expected`` (same bins)."""
+    import numpy as np
+
     if len(expected) != len(actual) or not expected:
         raise ValueError("PSI needs two share lists of the same, non-zero length")
     e = np.maximum(np.asarray(expected, dtype=np.float64), _FLOOR)
@@ -76,6 +77,8 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 def _edges(values: np.ndarray) -> list[float]:
     """Inner bin edges at the deciles of ``values`` (ties merged: fewer bins, never empty)."""
+    import numpy as np
+
     if len(values) == 0:
         return []
     cuts = np.quantile(values, [i / BINS for i in range(1, BINS)], method="lower")
@@ -84,15 +87,20 @@ def _edges(values: np.ndarray) -> list[float]:
 
 def shares(values: np.ndarray, edges: Sequence[float]) -> list[float]:
     """The share of ``values`` (nulls excluded) in each bin: ``value <= edge`` is left of it."""
+
     return _as_shares(_counts(values, edges))
 
 
 def _counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    import numpy as np
+
     index = np.searchsorted(np.asarray(edges, dtype=np.float64), values, side="left")
     return np.bincount(index, minlength=len(edges) + 1).astype(np.int64)
 
 
 def _as_shares(counts: Sequence[int] | np.ndarray) -> list[float]:
+    import numpy as np
+
     total = float(np.sum(counts))
     return [float(c) / total if total else 0.0 for c in counts]
 
@@ -161,6 +169,7 @@ class Reference:
 
 
 def _column_reference(values: pd.Series) -> ColumnReference:
+    import numpy as np
     import pandas as pd
 
     kind = "int" if pd.api.types.is_integer_dtype(values) else "float"
@@ -178,6 +187,7 @@ def _column_reference(values: pd.Series) -> ColumnReference:
 
 def reference_profile(data: pd.DataFrame, features: Sequence[str], scores: np.ndarray) -> Reference:
     """The training data's profile (for drift and the input gate), kept by the registry."""
+    import numpy as np
     import pandas as pd
 
     return Reference(
@@ -190,6 +200,8 @@ class ProfileCounter:
     """Counts a run's audience into the reference's bins, batch by batch (any engine)."""
 
     def __init__(self, reference: Reference) -> None:
+        import numpy as np
+
         self.reference = reference
         self.counts: dict[str, np.ndarray] = {
             name: np.zeros(len(ref.edges) + 1, dtype=np.int64)
@@ -198,6 +210,8 @@ class ProfileCounter:
 
     def add(self, features: pa.Table | pa.RecordBatch, scores: np.ndarray) -> None:
         """One batch of audience rows (their feature columns) and their scores."""
+        import numpy as np
+
         for name, ref in self.reference.features.items():
             if name in features.column_names:
                 column = features.column(name)
@@ -214,6 +228,8 @@ class ProfileCounter:
 
 def merge_profiles(texts: Sequence[str]) -> dict[str, list[int]]:
     """The sum of the tasks' counts (each a :meth:`ProfileCounter.to_json` text)."""
+    import numpy as np
+
     total: dict[str, np.ndarray] = {}
     for text in texts:
         for name, counts in json.loads(text).items():
@@ -267,6 +283,7 @@ def drift_report(
     previous_scores: Sequence[float] | None,
 ) -> DriftReport:
     """PSIs from a run's merged counts; features with no counted rows are left out."""
+
     features = {
         name: psi(ref.shares, _as_shares(counts[name]))
         for name, ref in reference.features.items()

@@ -151,9 +151,9 @@ def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
 
     Normally deciles 1 to ``top``, counting treatment users only when the table has a
     ``control`` column (the holdout: never contacted). When ties or a small audience leave
-    some of them empty (users with equal scores share a decile), the advice takes the best non-empty deciles
-    until they cover ``top`` tenths of the audience, and says so, rather than advising to
-    contact deciles that hold nobody.
+    some of them empty (users with equal scores share a decile), the advice takes the best
+    non-empty deciles until they cover ``top`` tenths of the audience, and says so, rather
+    than advising to contact deciles that hold nobody.
     """
     total_users = int(table["users"].sum()) if not table.empty else 0
     if total_users == 0:
