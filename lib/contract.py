@@ -112,8 +112,9 @@ DEFAULT_INPUT_TOLERANCE: Final = 0.05
 INPUT_TOLERANCE_DESCRIPTION: Final = (
     "How far the users may stray from the model's training data before the job refuses to "
     "score them (0 to 1): the share of a feature's values that may be missing beyond the "
-    "training share, and the share of the training range that values may lie outside it. "
-    "Within the tolerance the job scores and warns."
+    "training share, and the share of its values that may lie outside the range seen at "
+    "training. Within the tolerance the job scores and warns; beyond it, it stops (exit "
+    "code 10) and writes nothing."
 )
 CONTROL_SIZE_DESCRIPTION: Final = "Audience users held out as the control group."
 MAX_PSI_DESCRIPTION: Final = (

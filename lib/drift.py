@@ -45,6 +45,7 @@ __all__ = [
     "drift_report",
     "merge_profiles",
     "psi",
+    "range_key",
     "reference_profile",
     "shares",
 ]
@@ -196,6 +197,11 @@ def reference_profile(data: pd.DataFrame, features: Sequence[str], scores: np.nd
     )
 
 
+def range_key(feature: str) -> str:
+    """A profile's entry for the gate's counts of ``feature`` (not a bin list)."""
+    return f"{feature}|range"
+
+
 class ProfileCounter:
     """Counts a run's audience into the reference's bins, batch by batch (any engine)."""
 
@@ -207,6 +213,9 @@ class ProfileCounter:
             name: np.zeros(len(ref.edges) + 1, dtype=np.int64)
             for name, ref in [*reference.features.items(), (SCORE, reference.score)]
         }
+        # For the input gate (lib.gate): [below the training min, above its max, rows, nulls].
+        for name in reference.features:
+            self.counts[range_key(name)] = np.zeros(4, dtype=np.int64)
 
     def add(self, features: pa.Table | pa.RecordBatch, scores: np.ndarray) -> None:
         """One batch of audience rows (their feature columns) and their scores."""
@@ -217,7 +226,12 @@ class ProfileCounter:
                 column = features.column(name)
                 values = column.drop_null().to_numpy(zero_copy_only=False)
                 values = values.astype(np.float64)
-                self.counts[name] += _counts(values[~np.isnan(values)], ref.edges)
+                present = values[~np.isnan(values)]
+                self.counts[name] += _counts(present, ref.edges)
+                below = int(np.sum(present < ref.min)) if ref.min is not None else 0
+                above = int(np.sum(present > ref.max)) if ref.max is not None else 0
+                nulls = len(column) - len(present)
+                self.counts[range_key(name)] += np.array([below, above, len(column), nulls])
         self.counts[SCORE] += _counts(
             np.asarray(scores, dtype=np.float64), self.reference.score.edges
         )

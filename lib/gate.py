@@ -1,44 +1,43 @@
-"""The input gate: before scoring, do the users look like the data the model learned from?
+"""The input gate: do the users look like the data the model learned from?
 
-A model scores whatever it is given: a feature that arrives as text-turned-float, a column
-that is suddenly half empty, or values far outside anything seen at training all give
-scores that look as plausible as any others. The gate compares the input with the model's
-training reference (lib.drift, kept by the registry) before any scoring, from the Parquet
-footers' statistics (no pass over the data):
+A model scores whatever it is given: a feature that arrives as fractions where it learned
+whole numbers, a column that is suddenly half empty, or values beyond anything seen at
+training all give scores that look as plausible as any others. The gate compares the
+audience with the model's training reference (lib.drift, kept by the registry) and stops
+the job before anything is written:
 
-- **type**: a feature trained on whole numbers must not arrive as fractions (floats);
-- **missing values**: the share of nulls may exceed the training share by at most the
-  campaign's ``input_tolerance``;
-- **range**: values may lie outside the training range by at most ``input_tolerance``
-  times that range, on either side.
+- **type** (before scoring, from the Parquet footers): a feature trained on whole numbers
+  must not arrive as fractions, and every feature must be numeric;
+- **missing values** (before scoring, from the footers' exact null counts): the share of
+  nulls may exceed the training share by at most the campaign's ``input_tolerance``;
+- **range** (counted while scoring, checked before the write): the share of values outside
+  the range seen at training may be at most ``input_tolerance``.
 
-Beyond the tolerance the job stops with one line and exit code 10 (and records the run as
-failed); within it, any excess is a warning the job prints, the run report shows and the
-run keeps scoring. A campaign that wants no gate sets ``input_tolerance`` to 1 (types are
-still checked). Remote inputs (``gs://``, ``s3a://``) have no footers here: the gate says
-it did not run.
+Beyond the tolerance the job stops with one line and exit code 10, records the run as
+failed, and writes nothing; within it, any excess is a warning the job prints, the run
+report shows and the run keeps scoring. A campaign that wants no gate sets
+``input_tolerance`` to 1 (types are still checked). Remote inputs (``gs://``, ``s3a://``)
+have no footers here: their types and nulls are not checked before scoring (the range is).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from lib.drift import ColumnReference, Reference
+from lib.drift import ColumnReference, Reference, range_key
 from lib.errors import InputGateError
 
-__all__ = ["ColumnFacts", "GateResult", "check_input", "column_facts"]
+__all__ = ["ColumnFacts", "GateResult", "check_input", "check_ranges", "column_facts"]
 
 
 @dataclass(frozen=True)
 class ColumnFacts:
     """What the input's footers say about one column."""
 
-    kind: str  # "int", "float" or another Arrow type's name
-    rows: int
+    kind: str  # "int", "float" (floats and decimals) or another Arrow type's name
+    rows: int  # rows whose null count the footers give (0: no statistics)
     nulls: int
-    min: float | None  # None: no statistics (or no values)
-    max: float | None
 
 
 @dataclass
@@ -48,8 +47,8 @@ class GateResult:
 
 
 def column_facts(path: str, columns: Sequence[str]) -> dict[str, ColumnFacts]:
-    """Rows, nulls, min and max per column from the Parquet footers of ``path`` (a file or
-    a folder of part files); no row is read."""
+    """Type, rows and nulls per column from the Parquet footers of ``path`` (a file or a
+    folder of part files); no row is read. Row groups without statistics are left out."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -59,36 +58,19 @@ def column_facts(path: str, columns: Sequence[str]) -> dict[str, ColumnFacts]:
         if name not in dataset.schema.names:
             continue
         typ = dataset.schema.field(name).type
-        kind = (
-            "int"
-            if pa.types.is_integer(typ)
-            else "float"
-            if pa.types.is_floating(typ)
-            else str(typ)
-        )
+        numeric = pa.types.is_floating(typ) or pa.types.is_decimal(typ)
+        kind = "int" if pa.types.is_integer(typ) else "float" if numeric else str(typ)
         rows = nulls = 0
-        low: float | None = None
-        high: float | None = None
-        known = True
         for fragment in dataset.get_fragments():
             metadata = fragment.metadata
             index = metadata.schema.to_arrow_schema().get_field_index(name)
             for g in range(metadata.num_row_groups):
-                column = metadata.row_group(g).column(index)
-                rows += metadata.row_group(g).num_rows
-                stats = column.statistics
-                if stats is None or not stats.has_null_count:
-                    known = False
-                    continue
-                nulls += stats.null_count
-                if stats.has_min_max and kind in ("int", "float"):
-                    low = float(stats.min) if low is None else min(low, float(stats.min))
-                    high = float(stats.max) if high is None else max(high, float(stats.max))
-                elif stats.num_values:
-                    known = False
-        facts[name] = ColumnFacts(
-            kind, rows, nulls, low if known else None, high if known else None
-        )
+                group = metadata.row_group(g)
+                stats = group.column(index).statistics
+                if stats is not None and stats.has_null_count:
+                    rows += group.num_rows
+                    nulls += stats.null_count
+        facts[name] = ColumnFacts(kind, rows, nulls)
     return facts
 
 
@@ -105,32 +87,22 @@ def _check_column(
         return
     if facts.rows:
         missing = facts.nulls / facts.rows
-        excess = missing - ref.null_share
-        if excess > 0:
-            text = f"{name}: {missing:.1%} of values missing (training: {ref.null_share:.1%})"
-            (result.refusals if excess > tolerance else result.warnings).append(text)
-    if facts.min is None or facts.max is None or ref.min is None or ref.max is None:
-        if facts.rows > facts.nulls:
-            result.warnings.append(f"{name}: no min/max statistics in the input, range unchecked")
-        return
-    width = (ref.max - ref.min) or 1.0
-    beyond = max((ref.min - facts.min) / width, (facts.max - ref.max) / width)
-    if beyond > 0:
-        text = (
-            f"{name}: values from {facts.min:g} to {facts.max:g}, outside the training range "
-            f"{ref.min:g} to {ref.max:g} by {beyond:.1%} of it"
+        _judge(
+            f"{name}: {missing:.1%} of values missing (training: {ref.null_share:.1%})",
+            missing - ref.null_share,
+            tolerance,
+            result,
         )
-        (result.refusals if beyond > tolerance else result.warnings).append(text)
 
 
-def check_input(path: str, reference: Reference, tolerance: float) -> GateResult:
-    """The gate for a local or mounted Parquet input; raises InputGateError (exit 10) when
-    a feature breaks the model's expectations beyond ``tolerance``, else returns warnings."""
-    facts = column_facts(path, list(reference.features))
-    result = GateResult()
-    for name, ref in reference.features.items():
-        if name in facts:
-            _check_column(name, facts[name], ref, tolerance, result)
+def _judge(text: str, excess: float, tolerance: float, result: GateResult) -> None:
+    if excess > tolerance:
+        result.refusals.append(text)
+    elif excess > 0:
+        result.warnings.append(text)
+
+
+def _refuse(result: GateResult, tolerance: float) -> None:
     if result.refusals:
         shown = "; ".join(result.refusals[:3])
         more = f" (and {len(result.refusals) - 3} more)" if len(result.refusals) > 3 else ""
@@ -138,4 +110,40 @@ def check_input(path: str, reference: Reference, tolerance: float) -> GateResult
             f"the input does not look like the model's training data: {shown}{more}; "
             f"the campaign's input_tolerance is {tolerance:g}"
         )
+
+
+def check_input(path: str, reference: Reference, tolerance: float) -> GateResult:
+    """Types and missing values of a local or mounted Parquet input, from its footers;
+    raises InputGateError (exit 10) beyond ``tolerance``, else returns the warnings."""
+    facts = column_facts(path, list(reference.features))
+    result = GateResult()
+    for name, ref in reference.features.items():
+        if name in facts:
+            _check_column(name, facts[name], ref, tolerance, result)
+    _refuse(result, tolerance)
+    return result
+
+
+def check_ranges(
+    reference: Reference, profile: Mapping[str, Sequence[int]], tolerance: float
+) -> GateResult:
+    """The audience's values outside the training range, counted while scoring
+    (:class:`lib.drift.ProfileCounter`); raises InputGateError beyond ``tolerance``."""
+    result = GateResult()
+    for name, ref in reference.features.items():
+        counts = profile.get(range_key(name))
+        if not counts or ref.min is None or ref.max is None:
+            continue
+        below, above, rows, nulls = (int(c) for c in counts)
+        present = rows - nulls
+        if present:
+            outside = (below + above) / present
+            _judge(
+                f"{name}: {outside:.1%} of values outside the training range "
+                f"{ref.min:g} to {ref.max:g} ({below:,} below, {above:,} above)",
+                outside,
+                tolerance,
+                result,
+            )
+    _refuse(result, tolerance)
     return result

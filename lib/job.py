@@ -29,7 +29,7 @@ from lib.drift import DRIFT_BANDS, DriftReport, drift_report
 from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.failures import known_failure
 from lib.files import local_path
-from lib.gate import check_input
+from lib.gate import check_input, check_ranges
 from lib.inputs import check_local_input
 from lib.registry import VerifiedModel, check_features, load_verified
 from lib.scoring import RunColumns
@@ -106,6 +106,17 @@ class ScoringTask:
     scored_at: datetime
     input_warnings: tuple[str, ...] = ()  # what the input gate let through (lib.gate)
 
+    def check_ranges(self, profile: dict[str, list[int]] | None, echo: Echo) -> list[str]:
+        """The input gate's last check (lib.gate), before anything is written: raises
+        InputGateError (exit 10) beyond the campaign's tolerance; returns the warnings."""
+        reference = self.model.artifact.reference
+        if reference is None or profile is None:
+            return []
+        warnings = check_ranges(reference, profile, self.campaign.input_tolerance).warnings
+        for warning in warnings:
+            echo(f"⚠️ Input: {warning} (within the campaign's input_tolerance)")
+        return warnings
+
     def run_columns(self) -> RunColumns:
         """What the tasks add to the scores: the holdout group and the drift counts."""
         reference = self.model.artifact.reference
@@ -127,6 +138,7 @@ class EngineStats:
     scoring_path: ScoringPath | None = None  # how the engine read the users
     control_size: int = 0  # audience users held out (lib.holdout)
     profile: dict[str, list[int]] | None = None  # drift counts (lib.drift); None: no reference
+    range_warnings: list[str] = field(default_factory=list)  # the input gate's (lib.gate)
 
 
 class Timer:
@@ -287,7 +299,7 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         control_size=stats.control_size,
         as_of=spec.as_of.isoformat() if spec.as_of else None,
         drift=asdict(drift) if drift else None,
-        input_warnings=list(task.input_warnings),
+        input_warnings=[*task.input_warnings, *stats.range_warnings],
     )
 
 

@@ -79,6 +79,12 @@ class LocalEngine:
             scored = scored.select(empty.names) if batches else empty.empty_table()
         ids = scored.column(schema.USER_ID)
         check_ids(len(ids), len(ids) - ids.null_count, pc.count_distinct(ids).as_py())
+        profile = (
+            {name: counts.tolist() for name, counts in counter.counts.items()}
+            if counter is not None
+            else None
+        )
+        range_warnings = task.check_ranges(profile, echo)  # refused: nothing is written
         scores = scored.column(schema.SCORE).to_numpy()
         cuts = cut_points(scores)
         audience_size = len(scores)
@@ -110,11 +116,8 @@ class LocalEngine:
             decile_cut_points=cuts,
             scoring_path=IN_PROCESS,
             control_size=int(pc.sum(pc.equal(scored.column(schema.GROUP), CONTROL)).as_py() or 0),
-            profile=(
-                {name: counts.tolist() for name, counts in counter.counts.items()}
-                if counter is not None
-                else None
-            ),
+            profile=profile,
+            range_warnings=range_warnings,
         )
 
 

@@ -118,6 +118,8 @@ class SparkEngine:
         try:
             audience_size = int(stats["n"] or 0)
             check_ids(audience_size, int(stats["ids"]), int(stats["distinct_ids"]))
+            profile = merge_profiles(stats["profiles"]) if run.reference else None
+            range_warnings = task.check_ranges(profile, echo)  # refused: nothing is written
             cut_points = [float(c) for c in stats["cuts"]] if audience_size else []
             share = audience_size / input_rows if input_rows else 0.0
             echo(f"✅ Filtered to {audience_size:,} users ({share:.1%})")
@@ -142,7 +144,8 @@ class SparkEngine:
             decile_cut_points=cut_points,
             scoring_path=path,
             control_size=int(stats["control"] or 0),
-            profile=merge_profiles(stats["profiles"]) if run.reference else None,
+            profile=profile,
+            range_warnings=range_warnings,
         )
 
 
