@@ -247,6 +247,13 @@ def test_the_env_command_gives_make_lab_the_client_variables(spark_connect) -> N
     assert out.stdout.splitlines() == [f"SPARK_REMOTE={connect_url(spark_connect.port)}"]
 
 
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # exited meanwhile (a Python worker of the warm-up job)
+        return ""
+
+
 def _services(action: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "lib.services", action],
@@ -293,7 +300,7 @@ def test_make_up_is_idempotent_and_make_down_stops_only_what_it_started(tmp_path
         server_pid = ConnectServer(int(env["SPARK_CONNECT_PORT"]), settings=settings).running_pid()
         assert server_pid is not None
         server_tree = psutil.Process(server_pid).children(recursive=True)
-        assert any("connect_driver.py" in " ".join(p.cmdline()) for p in server_tree)
+        assert any("connect_driver.py" in _cmdline(p) for p in server_tree)
         pids = {p for p in psutil.pids() if psutil.pid_exists(p)}
         second = services("up")  # idempotent: the same processes answer
         assert second.returncode == 0  # the same lines, and no second warm-up
