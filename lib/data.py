@@ -11,6 +11,7 @@ import argparse
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +27,14 @@ from lib.settings import get_settings
 
 __all__ = [
     "COUNTRY_WEIGHTS",
+    "SEGMENTS",
     "conversion_probability",
+    "drifted",
     "generate_users",
     "iter_user_batches",
+    "simulate_outcomes",
+    "treatment_effect",
+    "write_snapshot",
     "write_users",
 ]
 
@@ -63,6 +69,111 @@ def conversion_probability(users: pd.DataFrame) -> np.ndarray:
         - 0.0025 * users["days_since_last_purchase"].to_numpy()
     )
     return 1.0 / (1.0 + np.exp(-logit))
+
+
+# ---- what happened after a campaign: simulated outcomes ---------------------------------------
+SEGMENTS: tuple[str, ...] = ("sure thing", "persuadable", "lost cause", "sleeping dog")
+MAX_UPLIFT = 0.12  # the largest true effect of contacting a user on their conversion probability
+PEAK_PROPENSITY = 0.3  # ... reached by users this likely to convert anyway
+PEAK_WIDTH = 0.15
+OUTCOME_SEED = 2026
+
+
+def treatment_effect(users: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The *true* effect of contacting each user on their conversion probability, and the
+    user's segment: what a real campaign never reveals and the simulation knows.
+
+    - **persuadable**: users in the middle of the propensity range convert notably more
+      when contacted: up to +12 points at a propensity of 0.3, falling off on both sides;
+    - **sure thing**: the likeliest converters (propensity >= 0.5) convert anyway;
+      contacting them adds almost nothing;
+    - **lost cause**: the least likely stay unlikely either way;
+    - **sleeping dog**: frequent buyers who no longer engage (frequency >= 8, engagement
+      below 0.15) are put off: contact halves their chance.
+
+    So the users with the highest *propensity* are not those with the highest *uplift*.
+    """
+    base = conversion_probability(users)
+    effect = MAX_UPLIFT * np.exp(-(((base - PEAK_PROPENSITY) / PEAK_WIDTH) ** 2))
+    put_off = (users["frequency"].to_numpy() >= 8) & (users["engagement_score"].to_numpy() < 0.15)
+    effect = np.where(put_off, -0.5 * base, effect)
+    segment = np.select(
+        [put_off, effect >= 0.03, base >= 0.5],
+        ["sleeping dog", "persuadable", "sure thing"],
+        default="lost cause",
+    )
+    return effect, segment
+
+
+def simulate_outcomes(
+    predictions: pd.DataFrame, users: pd.DataFrame, seed: int = OUTCOME_SEED
+) -> pd.DataFrame:
+    """Whether each scored user converted after the campaign: treatment users with their
+    propensity plus the true effect of contact, control users with their propensity alone.
+
+    ``predictions`` needs ``user_id`` and ``group`` (the job's output); ``users`` the
+    features by ``user_id``. A user's draw is a fixed function of (``seed``, user id), so
+    the outcome is reproducible and independent of row order. Returns ``user_id``,
+    ``group``, ``segment``, ``base_probability``, ``true_effect`` and ``converted``.
+    """
+    from lib.holdout import TREATMENT, uniform_draw
+
+    features = users.set_index(schema.USER_ID).loc[predictions[schema.USER_ID].to_numpy()]
+    features = features.reset_index()
+    base = conversion_probability(features)
+    effect, segment = treatment_effect(features)
+    treated = predictions[schema.GROUP].to_numpy() == TREATMENT
+    probability = np.clip(base + np.where(treated, effect, 0.0), 0.0, 1.0)
+    draw = uniform_draw(seed, predictions[schema.USER_ID].to_numpy())
+    return pd.DataFrame(
+        {
+            schema.USER_ID: predictions[schema.USER_ID].to_numpy(),
+            schema.GROUP: predictions[schema.GROUP].to_numpy(),
+            "segment": segment,
+            "base_probability": base,
+            "true_effect": effect,
+            schema.LABEL: draw < probability,
+        }
+    )
+
+
+# ---- dated snapshots --------------------------------------------------------------------------
+def drifted(users: pd.DataFrame, strength: float) -> pd.DataFrame:
+    """The same users some months on: fewer recent visits, less engagement (``strength``
+    0 to 1). Notebook 01 writes such a snapshot to show the drift check firing."""
+    if not 0.0 <= strength <= 1.0:
+        raise InvalidInputError(f"drift strength must be between 0 and 1, got {strength}")
+    out = users.copy()
+    out["recency"] = np.minimum(out["recency"] + np.round(120 * strength), 365).astype("int64")
+    out["engagement_score"] = out["engagement_score"] * (1 - 0.6 * strength)
+    out["days_since_last_purchase"] = np.minimum(
+        out["days_since_last_purchase"] + np.round(150 * strength), 730
+    ).astype("int64")
+    return out
+
+
+def write_snapshot(
+    as_of: date, n_users: int, seed: int = DEFAULT_SCORING_SEED, *, drift: float = 0.0
+) -> Path:
+    """The users on ``as_of``: DATA_DIR/users/snapshot_date=YYYY-MM-DD/part-0.parquet,
+    written atomically (a re-run replaces that date's snapshot only)."""
+    folder = get_settings().snapshot_path(as_of)
+    users = generate_users(n_users, seed)
+    if drift:
+        users = drifted(users, drift)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "part-0.parquet"
+    table = pa.Table.from_pandas(users, schema=schema.USER_SCHEMA, preserve_index=False)
+    fd, tmp = tempfile.mkstemp(prefix=".part-0.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        publish_file_mode(Path(tmp))
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return folder
 
 
 def _block(seed: int, index: int, rows: int, labelled: bool) -> pd.DataFrame:
@@ -197,13 +308,40 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--labelled", action="store_true", help=f"add the '{schema.LABEL}' label (training data)"
     )
+    parser.add_argument(
+        "--as-of",
+        type=_date_argument,
+        default=None,
+        help="write the snapshot of this date (YYYY-MM-DD) to DATA_DIR/users/snapshot_date=...",
+    )
+    parser.add_argument(
+        "--drift",
+        type=float,
+        default=0.0,
+        help="with --as-of: how far the users drifted (0 to 1; notebook 01 shows it)",
+    )
     return parser
+
+
+def _date_argument(text: str) -> date:
+    from lib.contract import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.n_users <= 0:
         raise InvalidInputError(f"--n-users must be a positive number, got {args.n_users}")
+    if args.as_of is not None:
+        folder = write_snapshot(args.as_of, args.n_users, args.seed, drift=args.drift)
+        print(f"✅ Wrote the {args.as_of} snapshot of {args.n_users:,} users to {folder}")
+        return 0
+    if args.drift:
+        raise InvalidInputError("--drift goes with --as-of (a dated snapshot)")
     path = write_users(
         args.output,
         args.n_users,
