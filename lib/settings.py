@@ -101,6 +101,11 @@ class Settings(BaseSettings):
             return self.output_dir / f"predictions_campaign_{campaign_id}.parquet"
         return self.output_dir / f"predictions_campaign_{campaign_id}_{as_of.isoformat()}.parquet"
 
+    def outcomes_path(self, campaign_id: int, as_of: date | None = None) -> Path:
+        """Where notebook 06 writes a campaign's (simulated) outcomes, beside its predictions."""
+        dated = f"_{as_of.isoformat()}" if as_of else ""
+        return self.output_dir / f"outcomes_campaign_{campaign_id}{dated}.parquet"
+
     @property
     def snapshots_dir(self) -> Path:
         """Dated snapshots of the users: ``users/snapshot_date=YYYY-MM-DD/`` (Hive style)."""
