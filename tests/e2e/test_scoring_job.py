@@ -848,11 +848,21 @@ def test_the_in_process_engine_writes_what_spark_writes(
         )
         frames[engine] = pd.read_parquet(out).sort_values(schema.USER_ID).reset_index(drop=True)
         assert pq.read_schema(next(out.glob("*.parquet"))).field(schema.DECILE).type == pa.int32()
-    columns = [schema.USER_ID, schema.CAMPAIGN_ID, schema.SCORE, schema.DECILE, "model_sha256"]
+    columns = [
+        schema.USER_ID,
+        schema.CAMPAIGN_ID,
+        schema.SCORE,
+        schema.DECILE,
+        schema.GROUP,
+        "model_sha256",
+    ]
     assert len(frames["local"]) > 100
     pd.testing.assert_frame_equal(frames["spark"][columns], frames["local"][columns])
     local, on_spark = results["local"], results["spark"]
     assert local.decile_cut_points == on_spark.decile_cut_points
+    # The holdout and the drift counts too: the same groups, the same PSIs.
+    assert local.control_size == on_spark.control_size > 0
+    assert local.drift is not None and local.drift == on_spark.drift
     assert local.mean_score == pytest.approx(on_spark.mean_score, rel=1e-12)
     assert local.scoring_path == last_run(project, campaign_id).scoring_path == "in-process"
 

@@ -95,7 +95,14 @@ def test_the_job_over_connect_equals_the_classic_run_on_both_scoring_paths(
         )
         assert result.scoring_path == path
         outputs[transport, path] = (pd.read_parquet(out).sort_values(schema.USER_ID), result)
-    columns = [schema.USER_ID, schema.SCORE, schema.DECILE, "model_sha256", schema.CAMPAIGN_ID]
+    columns = [
+        schema.USER_ID,
+        schema.SCORE,
+        schema.DECILE,
+        schema.GROUP,
+        "model_sha256",
+        schema.CAMPAIGN_ID,
+    ]
     first, first_result = outputs["classic", "python-reads"]
     assert len(first) > 0
     for frame, result in outputs.values():  # row for row, bit for bit
