@@ -49,7 +49,9 @@ def model_dir() -> Path:
     from lib.training import save_model, train_model
 
     directory = CACHE / "models"
-    if not (directory / "registry.json").exists():
+    registry = directory / "registry.json"
+    # A cache from before the registry kept a training reference (lib.drift) is trained again.
+    if not registry.exists() or '"reference"' not in registry.read_text(encoding="utf-8"):
         result = train_model(generate_users(20_000, DEFAULT_TRAINING_SEED, labelled=True))
         save_model(result, directory)
     return directory

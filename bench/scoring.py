@@ -3,11 +3,12 @@
     python -m bench.scoring [--n-users 2000000] [--repeats 3] [--udf-rows 100000] [--variants]
 
 (a) the limit: one Python process, pyarrow read -> CatBoost predict_proba on all cores ->
-    pyarrow write of user_id + score;
+    the job's holdout group and drift counts (lib.scoring.add_run_columns) -> pyarrow write
+    of user_id, score and group;
 (b) the job's scoring path through classic Spark local[*], warm (session up, median of
     --repeats after a warm-up run) and cold (session start included): Python reads the users
     (lib.parquet_source: pyarrow in each task, only the scores cross to the JVM), Spark
-    schedules the tasks and writes;
+    schedules the tasks and writes (groups and drift counts included, as in the job);
 (b0) the old path, where Spark reads and Python scores over Arrow (lib.scoring.score_spark),
     warm: what the JVM<->Python hop of every feature column costs;
 (d) the same through Spark Connect: a local server (started for this run on a free port,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
     from lib.registry import ModelArtifact
+    from lib.scoring import RunColumns
 
 FEATURES = list(schema.FEATURES)
 
@@ -70,11 +72,28 @@ def _load_model(models: str) -> CatBoostClassifier:
     return load_model("campaign_model_v1.cbm", models)
 
 
+def _run_columns(models: str) -> RunColumns:
+    """What the job adds to every score (lib.scoring.RunColumns): the holdout group (10%)
+    and the drift counts against the model's training reference. Every path that stands
+    for the job does this work, the limit included."""
+    import json
+
+    from lib.registry import resolve_artifact
+    from lib.scoring import RunColumns
+
+    reference = resolve_artifact("campaign_model_v1.cbm", models).reference
+    assert reference is not None, "the bench model has no training reference"
+    return RunColumns(1, 0.1, json.dumps(reference.to_json()))
+
+
 def worker_single(input_path: str, models: str, output: str, repeats: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from lib.scoring import add_run_columns
+
     model = _load_model(models)
+    run = _run_columns(models)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -83,9 +102,13 @@ def worker_single(input_path: str, models: str, output: str, repeats: int) -> di
         for i, name in enumerate(FEATURES):
             matrix[:, i] = table.column(name).to_numpy()
         proba = model.predict_proba(matrix, thread_count=-1)[:, 1]
-        pq.write_table(
-            pa.table({schema.USER_ID: table.column(schema.USER_ID), schema.SCORE: proba}), output
+        scores = pa.RecordBatch.from_arrays(
+            [table.column(schema.USER_ID).combine_chunks(), pa.array(proba)],
+            names=[schema.USER_ID, schema.SCORE],
         )
+        # The job's extra work on every row: the holdout group and the drift counts.
+        done = add_run_columns(scores, table, run, run.counter()).drop_columns(["profile"])
+        pq.write_table(pa.Table.from_batches([done]), output)
         times.append(time.perf_counter() - started)
     return {"rows": table.num_rows, "seconds": statistics.median(times), "all": times}
 
@@ -146,8 +169,14 @@ def _spark_pipeline(
     elif impl == "python":  # the job's path: pyarrow reads in the tasks, Spark writes
         from lib.parquet_source import scored_users
 
-        scored = scored_users(
-            spark, input_path, None, load_verified("campaign_model_v1.cbm", models)
+        scored = _job_rows(
+            scored_users(
+                spark,
+                input_path,
+                None,
+                load_verified("campaign_model_v1.cbm", models),
+                run=_run_columns(models),
+            )
         )
     elif impl == "source":  # the same tasks started by a Spark Python data source
         from bench.python_source import data_source_scores
@@ -158,9 +187,19 @@ def _spark_pipeline(
         from bench.peer import peer_scores
 
         scored = peer_scores(users, load_verified("campaign_model_v1.cbm", models), threads or 1)
-    else:
-        scored = score_spark(users, load_verified("campaign_model_v1.cbm", models), threads or None)
+    else:  # the old path, doing the job's work too
+        verified = load_verified("campaign_model_v1.cbm", models)
+        scored = _job_rows(score_spark(users, verified, threads or None, _run_columns(models)))
     scored.write.mode("overwrite").parquet(output)
+
+
+def _job_rows(scored: DataFrame) -> DataFrame:
+    """The users' rows the job writes: without the tasks' rows of drift counts."""
+    from lib.scoring import PROFILE
+    from lib.spark import functions_for
+
+    F = functions_for(scored.sparkSession)
+    return scored.filter(F.col(PROFILE).isNull()).drop(PROFILE)
 
 
 def worker_spark(
