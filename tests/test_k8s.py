@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import shlex
 import subprocess
+import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import jsonschema
@@ -17,11 +20,13 @@ from lib.connect_server import TOKEN_ENV
 from lib.predict import build_parser
 from lib.settings import PROJECT_ROOT, Settings
 from lib.spark import LOG4J2_CONFIG, server_conf
+from scripts import predict_today
 
 K8S = PROJECT_ROOT / "k8s"
 CRDS = K8S / "crds"  # the operator's CRDs, vendored (see k8s/crds/README.md)
 IMAGE = "spark-ml-pipeline:0.1.0"
 API, LAB, NOTEBOOK_JOB = "campaign-api", "jupyterlab", "score-campaign-1-notebook"
+NOTEBOOK_CRON = "score-campaign-1-notebook-daily"
 SETTINGS_VARS = {name.upper() for name in Settings.model_fields}
 
 
@@ -59,9 +64,17 @@ def spark_specs() -> list[dict]:
     ]
 
 
+WORKLOAD_KINDS = ("Deployment", "Job", "CronJob")
+
+
+def pod_template(doc: dict) -> dict:
+    """The pod template of a Deployment, Job or CronJob."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    return spec["template"]
+
+
 def pod_specs() -> list[dict]:
-    specs = [d["spec"]["template"]["spec"] for d in by_kind("Deployment") + by_kind("Job")]
-    return specs
+    return [pod_template(d)["spec"] for kind in WORKLOAD_KINDS for d in by_kind(kind)]
 
 
 def test_every_manifest_has_a_known_kind() -> None:
@@ -72,6 +85,7 @@ def test_every_manifest_has_a_known_kind() -> None:
         "Deployment",
         "Service",
         "Job",
+        "CronJob",
         "SparkApplication",
         "ScheduledSparkApplication",
         "SparkConnect",
@@ -223,6 +237,113 @@ def test_papermill_job_runs_the_projects_runner_with_arguments_it_accepts() -> N
     assert runner.NOTEBOOK.is_file()
 
 
+# ---- daily dated runs (scheduled-spark-application.yaml, papermill-cronjob.yaml) -------------
+def scheduled_spark_app() -> dict:
+    (doc,) = by_kind("ScheduledSparkApplication")
+    return doc
+
+
+def notebook_cron_job() -> dict:
+    (doc,) = by_kind("CronJob")
+    return doc
+
+
+def test_scheduled_spark_run_passes_todays_date_the_job_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec = scheduled_spark_app()["spec"]["template"]
+    assert spec["mainApplicationFile"] == "local:///app/scripts/predict_today.py"
+    day = date(2026, 12, 7)
+    args = build_parser().parse_args(predict_today.arguments(spec["arguments"], day))
+    assert (args.campaign_id, args.as_of) == (1, day)
+    # What the driver runs: lib.predict's main with today's UTC date.
+    seen: list[list[str]] = []
+    monkeypatch.setattr(predict_today.predict, "main", lambda argv: seen.append(argv) or 0)
+    before = datetime.now(UTC).date()
+    assert predict_today.main(spec["arguments"]) == 0
+    assert build_parser().parse_args(seen[0]).as_of in {before, datetime.now(UTC).date()}
+
+
+def test_the_daily_spark_wrapper_refuses_another_date() -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        predict_today.arguments(["--campaign-id", "1", "--as-of", "2026-12-01"], date.today())
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):  # a bad flag fails as lib.predict's parser fails it
+        predict_today.arguments(["--campaign-id", "0"], date.today())
+
+
+def test_the_daily_spark_wrapper_runs_as_a_file(tmp_path: Path) -> None:
+    """spark-submit runs it as a file: it finds `lib` and stops at a bad argument, Spark-free."""
+    script = PROJECT_ROOT / "scripts" / "predict_today.py"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, str(script), "--campaign-id", "1", "--as-of", "2026-12-01"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "leave out --as-of" in result.stderr
+
+
+def test_papermill_cron_job_runs_the_runner_with_todays_date(tmp_path: Path) -> None:
+    from lib import runner
+
+    # The shell the command needs is in the image: a Debian-based python image has sh and date.
+    dockerfile = (K8S / "Dockerfile").read_text()
+    assert re.findall(r"^FROM (\S+)", dockerfile, re.M)[-1].startswith("python:3.11-slim-")
+    (container,) = pod_template(notebook_cron_job())["spec"]["containers"]
+    assert container["command"] == ["sh", "-c"]
+    (script,) = container["args"]
+    assert script.startswith("exec python -m lib.runner ")  # the runner gets the signals
+    # Run the script with a real shell and date, a stand-in `python` that prints its arguments.
+    stub = tmp_path / "python"
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    before = datetime.now(UTC).date()
+    shell = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    assert shell.returncode == 0, shell.stderr
+    argv = shell.stdout.splitlines()
+    assert argv[:2] == ["-m", "lib.runner"]
+    args = runner.build_parser().parse_args(argv[2:])  # exits 2 on a bad flag
+    assert (args.campaign_id, args.config_api_url) == (1, "http://campaign-api:8000")
+    assert args.as_of in {before, datetime.now(UTC).date()} and args.backfill is None
+
+
+def test_scheduled_runs_never_overlap_and_keep_one_date() -> None:
+    app, cron = scheduled_spark_app()["spec"], notebook_cron_job()["spec"]
+    for spec in (app, cron):
+        assert spec["concurrencyPolicy"] == "Forbid"
+        assert spec["timeZone"] == "UTC"  # the schedule's day is the date the runs compute
+    # The driver runs once: no restart on a later day computes another date.
+    assert app["template"]["restartPolicy"]["type"] == "Never"
+    # Every pod of the notebook run (a retried one too) starts on the day it was scheduled.
+    minute, hour, *every_day = cron["schedule"].split()
+    assert every_day == ["*", "*", "*"]
+    latest = int(hour) * 3600 + int(minute) * 60 + cron["startingDeadlineSeconds"]
+    latest += cron["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert latest < 24 * 3600
+    assert cron["successfulJobsHistoryLimit"] >= 1 and cron["failedJobsHistoryLimit"] >= 1
+
+
+def test_papermill_cron_job_is_the_papermill_job_on_a_schedule() -> None:
+    job, cron = workload(NOTEBOOK_JOB), notebook_cron_job()
+    assert pod_template(cron)["metadata"] == job["spec"]["template"]["metadata"]
+    cron_pod, job_pod = pod_template(cron)["spec"], job["spec"]["template"]["spec"]
+    assert {k: v for k, v in cron_pod.items() if k != "containers"} == {
+        k: v for k, v in job_pod.items() if k != "containers"
+    }
+    ((cron_container,), (job_container,)) = cron_pod["containers"], job_pod["containers"]
+    same = {"command", "args"}
+    assert {k: v for k, v in cron_container.items() if k not in same} == {
+        k: v for k, v in job_container.items() if k not in same
+    }
+    assert cron["spec"]["jobTemplate"]["spec"]["backoffLimit"] == job["spec"]["backoffLimit"]
+
+
 def test_dataproc_submission_passes_arguments_the_job_accepts() -> None:
     script = K8S / "dataproc" / "submit.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
@@ -247,6 +368,8 @@ def test_readme_documents_deployment() -> None:
         "kubectl apply -f k8s/",
         "kubectl create secret generic campaign-db",
         "k8s/dataproc/submit.sh",
+        "k8s/papermill-cronjob.yaml",
+        "--backfill",
     ):
         assert text in readme, text
 
@@ -310,13 +433,13 @@ def ingress_allowed(policy: dict, pod_labels: dict[str, str], port: int) -> bool
 
 
 def workload(name: str) -> dict:
-    """The Deployment or Job called ``name``."""
-    (doc,) = [d for d in by_kind("Deployment") + by_kind("Job") if d["metadata"]["name"] == name]
+    """The Deployment, Job or CronJob called ``name``."""
+    (doc,) = [d for kind in WORKLOAD_KINDS for d in by_kind(kind) if d["metadata"]["name"] == name]
     return doc
 
 
 def pod_labels(name: str) -> dict[str, str]:
-    return workload(name)["spec"]["template"]["metadata"]["labels"]
+    return pod_template(workload(name))["metadata"]["labels"]
 
 
 def test_spark_connect_server_has_the_projects_hardening_server_side() -> None:
@@ -370,7 +493,7 @@ def test_network_policy_guards_exactly_the_connect_server() -> None:
     assert selects(selector, server_pod_labels(connect))
     # Not the executors (they need their own traffic), not the project's other pods.
     assert not selects(selector, executor_pod_labels(connect))
-    for name in (API, LAB, NOTEBOOK_JOB):
+    for name in (API, LAB, NOTEBOOK_JOB, NOTEBOOK_CRON):
         assert not selects(selector, pod_labels(name)), name
 
 
@@ -378,6 +501,7 @@ def test_only_the_projects_clients_reach_the_connect_port() -> None:
     (policy,) = by_kind("NetworkPolicy")
     connect = spark_connect()
     assert ingress_allowed(policy, pod_labels(NOTEBOOK_JOB), CONNECT_PORT)  # the papermill Job
+    assert ingress_allowed(policy, pod_labels(NOTEBOOK_CRON), CONNECT_PORT)  # ... and CronJob
     assert ingress_allowed(policy, pod_labels(LAB), CONNECT_PORT)  # JupyterLab's kernels
     assert not ingress_allowed(policy, pod_labels(API), CONNECT_PORT)  # the API
     assert not ingress_allowed(policy, {"app": "anything-else"}, CONNECT_PORT)
@@ -407,7 +531,12 @@ def _commented_connect_env(manifest: str = "papermill-job.yaml") -> list[dict]:
 
 
 @pytest.mark.parametrize(
-    ("manifest", "name"), [("papermill-job.yaml", NOTEBOOK_JOB), ("jupyterlab.yaml", LAB)]
+    ("manifest", "name"),
+    [
+        ("papermill-job.yaml", NOTEBOOK_JOB),
+        ("papermill-cronjob.yaml", NOTEBOOK_CRON),
+        ("jupyterlab.yaml", LAB),
+    ],
 )
 def test_notebook_workloads_can_point_at_the_connect_server(manifest: str, name: str) -> None:
     from pyspark.sql.connect.client.core import DefaultChannelBuilder
@@ -425,11 +554,8 @@ def test_notebook_workloads_can_point_at_the_connect_server(manifest: str, name:
     (server_token,) = [e for e in server["env"] if e["name"] == TOKEN_ENV]
     assert env[TOKEN_ENV]["valueFrom"] == server_token["valueFrom"]
     # Uncommented, the container still validates.
-    job = workload(name)
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    patched = {**container, "env": container["env"] + list(env.values())}
-    spec = {**job["spec"]["template"]["spec"], "containers": [patched]}
-    doc = {**job, "spec": {**job["spec"], "template": {**job["spec"]["template"], "spec": spec}}}
+    doc = copy.deepcopy(workload(name))
+    pod_template(doc)["spec"]["containers"][0]["env"] += list(env.values())
     kubernetes_validate.validate(doc, "1.37.0", strict=True)
 
 
