@@ -111,14 +111,29 @@ def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
 
     settings = get_settings()
     output = settings.prediction_path(campaign_id).absolute()
-    scores = ds.dataset(str(output), format="parquet").to_table(columns=[schema.SCORE])
+    from lib.drift import band
+    from lib.report import read_run
+
+    scores = ds.dataset(str(output), format="parquet").to_table(
+        columns=[schema.SCORE, schema.GROUP]
+    )
     n_users = ds.dataset(str(settings.users_path), format="parquet").count_rows()
     audience = scores.num_rows
     mean = pc.mean(scores.column(schema.SCORE)).as_py() if audience else None
+    held = pc.sum(pc.equal(scores.column(schema.GROUP), "control")).as_py() or 0
+    result = (read_run(executed).payload or {}).get("result", {})
+    drift = result.get("drift")
     print("\n━━ Summary")
     print(f"Users:      {n_users:,}")
     print(f"Audience:   {audience:,} ({audience / n_users:.1%})" if n_users else "Audience:   0")
+    print(
+        f"Held out:   {held:,} (the control group: not contacted; notebook 06 measures the effect)"
+    )
     print(f"Mean score: {mean:.3f}" if mean is not None else "Mean score: n/a")
+    if drift:
+        largest = max([*drift["features"].values(), *([drift["score"]] if drift["score"] else [])])
+        print(f"Drift:      largest PSI {largest:.3f} ({band(largest)}; see the report)")
+    print(f"Scored:     {result.get('as_of') or 'the undated sample (no --as-of)'}")
     print(f"Output:     {output}")
     print(f"Notebook:   {executed.absolute()}")
     if html:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pandas as pd
 import pytest
 
@@ -19,9 +21,18 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
         assert 0.1 < tb.value("positive_rate") < 0.5
         assert tb.value("str(users_path)") == str(isolated_settings.users_path)
         assert_no_noise(output_text(tb))  # tqdm.auto with ipywidgets: no TqdmWarning
+        # The dated snapshot, drifted: older visits, less engagement, the rest unchanged.
+        assert tb.value("str(snapshot_folder)") == str(
+            isolated_settings.snapshot_path(date(2026, 12, 1))
+        )
     users = pd.read_parquet(isolated_settings.users_path)
     assert len(users) == 250
     assert list(users.columns) == schema.USER_SCHEMA.names
+    snapshot = pd.read_parquet(isolated_settings.snapshot_path(date(2026, 12, 1)))
+    assert len(snapshot) == 250 and list(snapshot.columns) == schema.USER_SCHEMA.names
+    assert snapshot["recency"].mean() > users["recency"].mean() + 50
+    assert snapshot["engagement_score"].mean() < users["engagement_score"].mean() * 0.6
+    assert snapshot["frequency"].equals(users["frequency"])
 
     with executed_notebook("02_train_catboost.ipynb", {"iterations": 60}) as tb:
         assert tb.value("accuracy") > 0.6
