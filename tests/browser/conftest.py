@@ -147,6 +147,7 @@ class JupyterLab:
     token: str
     root: Path
     data_dir: Path
+    output_dir: Path
 
     def open_url(self, path: str) -> str:
         return f"{self.url}/{path.lstrip('/')}?token={self.token}"
@@ -200,7 +201,9 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLab
             state = wait_until_ready(process, ready, timeout=60)
             if state != "ready":
                 pytest.fail(f"JupyterLab did not start ({state}):\n{log_path.read_text()[-3000:]}")
-            yield JupyterLab(url, token, root, Path(folders["DATA_DIR"]))
+            yield JupyterLab(
+                url, token, root, Path(folders["DATA_DIR"]), Path(folders["OUTPUT_DIR"])
+            )
         finally:
             process.send_signal(signal.SIGTERM)  # a clean stop: its kernels are shut down
             try:

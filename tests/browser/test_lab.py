@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
+from lib import schema
+from lib.data import conversion_probability, write_users
+from lib.holdout import is_control
 from tests.browser.conftest import JupyterLab, RequestLog
 
 pytestmark = pytest.mark.e2e  # a real JupyterLab server and kernel
@@ -19,17 +24,19 @@ pytestmark = pytest.mark.e2e  # a real JupyterLab server and kernel
 NOTEBOOK = "01_generate_data.ipynb"
 NEWS_QUESTION = "Would you like to get notified about official Jupyter news?"
 ALL_CELLS_RAN = """() => {
-  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  // The notebook in front only: the workspace may restore an earlier test's notebook too.
+  const panel = '.jp-NotebookPanel:not(.lm-mod-hidden)';
+  const prompts = [...document.querySelectorAll(`${panel} .jp-CodeCell .jp-InputPrompt`)];
   return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 
 
-def test_a_learner_runs_notebook_01_in_jupyterlab(
-    jupyter_lab: JupyterLab, page: Page, page_requests: RequestLog
-) -> None:
+def run_all_cells(jupyter_lab: JupyterLab, page: Page, name: str) -> Locator:
+    """Open ``name`` from the file browser, run all its cells from the menu, wait until every
+    cell ran and the kernel is idle; no error output. Returns the notebook panel."""
     page.goto(jupyter_lab.open_url("/"))
     expect(page).to_have_url(re.compile(r"/lab/tree/notebooks"))  # the default URL
-    page.locator(".jp-DirListing-itemText", has_text=NOTEBOOK).dblclick()
+    page.locator(".jp-DirListing-itemText", has_text=name).dblclick()
 
     notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     kernel_status = page.locator(".jp-StatusBar-Widget", has_text="Python 3 (spark-ml-pipeline)")
@@ -44,7 +51,45 @@ def test_a_learner_runs_notebook_01_in_jupyterlab(
     )
     errors = [text for text in stderr.all_inner_texts() if re.search(r"Traceback|\w+Error\b", text)]
     assert errors == []
+    return notebook
+
+
+def test_a_learner_runs_notebook_01_in_jupyterlab(
+    jupyter_lab: JupyterLab, page: Page, page_requests: RequestLog
+) -> None:
+    notebook = run_all_cells(jupyter_lab, page, NOTEBOOK)
     expect(notebook.locator(".jp-OutputArea-output", has_text="labelled users ->")).to_be_visible()
     assert (jupyter_lab.data_dir / "sample_users.parquet").exists()  # not the checkout's data/
     expect(page.get_by_text(NEWS_QUESTION)).to_have_count(0)
+    assert page_requests.off_loopback() == []
+
+
+def test_a_learner_runs_notebook_06_in_jupyterlab(
+    jupyter_lab: JupyterLab, page: Page, page_requests: RequestLog
+) -> None:
+    # What notebook 04 leaves for campaign 1: the users (notebook 01's defaults) and their
+    # predictions with deciles and the holdout's groups (here from the true propensity).
+    users_path = jupyter_lab.data_dir / "sample_users.parquet"
+    if not users_path.exists():
+        write_users(users_path, 1_000, seed=42)
+    users = pd.read_parquet(users_path)
+    ids = users[schema.USER_ID].to_numpy()
+    propensity = pd.Series(conversion_probability(users))
+    predictions = pd.DataFrame(
+        {
+            schema.USER_ID: ids,
+            schema.SCORE: propensity,
+            schema.DECILE: pd.qcut(-propensity, 10, labels=False) + 1,
+            schema.GROUP: np.where(is_control(1, ids, 0.1), "control", "treatment"),
+        }
+    )
+    jupyter_lab.output_dir.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(jupyter_lab.output_dir / "predictions_campaign_1.parquet")
+
+    notebook = run_all_cells(jupyter_lab, page, "06_campaign_effect.ipynb")
+    expect(notebook.locator(".jp-OutputArea-output", has_text="uplift:")).to_be_visible()
+    expect(
+        notebook.locator(".jp-OutputArea-output", has_text="smallest detectable")
+    ).to_be_visible()
+    assert (jupyter_lab.output_dir / "outcomes_campaign_1.parquet").exists()
     assert page_requests.off_loopback() == []
