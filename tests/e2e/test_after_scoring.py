@@ -125,11 +125,15 @@ def test_a_backfill_scores_each_date_once_and_stops_at_the_first_failure(
     assert again.returncode == 0 and again.stdout.count("already scored successfully") == 2
     assert len(runs(project, campaign_id)) == 2
 
+    first_day = dated_output(project, campaign_id, "2026-11-01")
+    untouched = sorted((p.name, p.stat().st_mtime_ns) for p in first_day.rglob("*"))
     forced = backfill("--backfill", "2026-11-02..2026-11-04", "--force")
     assert forced.returncode == 2, forced.stdout + forced.stderr  # 11-03 has no snapshot
     assert "backfill stopped at 2026-11-03" in forced.stdout
     by_date = [str(r.as_of) for r in runs(project, campaign_id)]
     assert by_date.count("2026-11-02") == 2 and "2026-11-04" not in by_date
+    # Re-running 11-02 replaced that date's output only.
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in first_day.rglob("*")) == untouched
 
 
 def test_a_drifted_snapshot_fires_the_drift_check(project: Project) -> None:

@@ -117,3 +117,22 @@ def test_uneven_but_full_top_deciles_are_still_the_top_three() -> None:
     users = [9, 10, 10, 11, 10, 10, 10, 10, 10, 10]  # deciles 1-3 hold 29%
     table = gains.gains_table(_deciles(users, [float(10 - i) for i in range(10)]))
     assert gains.contact_advice(table).startswith("Contact the top 3 deciles: 29 users (29.0%")
+
+
+def test_advice_counts_treatment_users_only_and_says_who_is_held_out() -> None:
+    table = gains.gains_table(
+        pd.DataFrame(
+            {
+                "decile": list(range(1, 11)),
+                "users": [10] * 10,
+                "expected": [5.0, 4, 3, 2, 1, 1, 1, 1, 1, 1],
+                "control": [1, 2, 0, 1, 1, 1, 1, 1, 1, 1],
+                "control_expected": [0.5, 0.8, 0.0, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+            }
+        )
+    )
+    advice = gains.contact_advice(table, 3)
+    # Deciles 1-3 hold 30 users, 3 of them held out: 27 to contact; expected 12 - 1.3 of 20 - 2.1.
+    assert advice.startswith("Contact the top 3 deciles: 27 users (27.0% of the audience)")
+    assert "(10.7 of 17.9)" in advice  # the treatment users' expected conversions
+    assert "3 more users of those deciles are held out as the control group" in advice

@@ -62,6 +62,12 @@ def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: S
     scores = pd.read_parquet(output)[schema.SCORE]
     assert f"Expected conversions</th><td>{scores.sum():,.1f}" in page
     assert "Contact the top 3 deciles" in page and "✅ Succeeded" in page
+    # The holdout: the advice counts treatment users only and says who is held out, and why.
+    frame = pd.read_parquet(output)
+    held = int((frame[schema.GROUP] == "control").sum())
+    assert held > 0 and f"{held:,} users: the control group" in page
+    assert "held out as the control group: not contacted" in page
+    assert 'id="drift-summary"' in page and "Population stability index" in page
     assert "run_job(" not in page and "build_spark" not in page  # no code cells
 
 
