@@ -122,3 +122,14 @@ def test_a_nan_in_a_registered_reference_is_a_model_error(project: Project, tmp_
     with pytest.raises(ModelError):  # fails: ValueError (Out of range float values...)
         score(project, campaign_id, project.users, tmp_path / "out.parquet", models)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_an_input_without_rows_is_an_empty_audience(project: Project, tmp_path: Path) -> None:
+    """lib.local_engine: pa.Table.from_batches([], schema=None) raises before the empty-table
+    fallback on the next line (before this change the schema was given): a Parquet file
+    with no rows (no row groups) ends in 'ValueError: Must pass schema, or at least one
+    RecordBatch' (an unexpected error, not a one-line PipelineError)."""
+    campaign_id = project.create_campaign("review zero rows", None)
+    pq.write_table(pq.read_table(project.users).slice(0, 0), tmp_path / "none.parquet")
+    result = score(project, campaign_id, tmp_path / "none.parquet", tmp_path / "out.parquet")
+    assert result.audience_size == 0  # fails: ValueError
