@@ -140,7 +140,17 @@ HoldoutShare = Annotated[float, Field(strict=True, ge=0, le=MAX_HOLDOUT_SHARE, a
 Tolerance = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
 Psi = Annotated[float, Field(strict=True, ge=0, le=1e6, allow_inf_nan=False)]
 Share = Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]
-ScoreShares = Annotated[list[Share], Field(min_length=SCORE_BINS, max_length=SCORE_BINS)]
+
+
+def _add_up_to_one(shares: list[float]) -> list[float]:
+    if abs(sum(shares) - 1) > 1e-6:
+        raise PydanticCustomError("shares_sum", "the shares must add up to 1")
+    return shares
+
+
+ScoreShares = Annotated[
+    list[Share], Field(min_length=SCORE_BINS, max_length=SCORE_BINS), AfterValidator(_add_up_to_one)
+]
 StrictDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_date)]
 
 

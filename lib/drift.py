@@ -77,13 +77,15 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
 
 
 def _edges(values: np.ndarray) -> list[float]:
-    """Inner bin edges at the deciles of ``values`` (ties merged: fewer bins, never empty)."""
+    """The nine inner bin edges at the deciles of ``values``."""
     import numpy as np
 
-    if len(values) == 0:
-        return []
+    if len(values) == 0:  # a column without values: ten empty bins
+        return [0.0] * (BINS - 1)
     cuts = np.quantile(values, [i / BINS for i in range(1, BINS)], method="lower")
-    return [float(c) for c in np.unique(cuts)]
+    # Tied deciles stay as repeated edges: always ten bins (a repeated edge's bin stays
+    # empty on both sides and adds nothing to a PSI), so runs keep comparable shares.
+    return [float(c) for c in cuts]
 
 
 def shares(values: np.ndarray, edges: Sequence[float]) -> list[float]:
@@ -104,6 +106,12 @@ def _as_shares(counts: Sequence[int] | np.ndarray) -> list[float]:
 
     total = float(np.sum(counts))
     return [float(c) / total if total else 0.0 for c in counts]
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -129,19 +137,36 @@ class ColumnReference:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> ColumnReference:
+        """Read a reference as the registry stores it; ValueError unless every number is
+        finite and in its range: a hand-edited reference must not switch a check off."""
+
+        def numbers(key: str) -> list[float]:
+            value = data[key]
+            if not isinstance(value, list) or len(value) != (BINS - 1 if key == "edges" else BINS):
+                raise ValueError(f"{key} must be a list of {BINS - 1 if key == 'edges' else BINS}")
+            return [_number(x) for x in value]
+
         try:
-            edges = [float(x) for x in data["edges"]]
-            col_shares = [float(x) for x in data["shares"]]
-            kind = str(data["kind"])
-            null_share = float(data["null_share"])
-            low = None if data["min"] is None else float(data["min"])
-            high = None if data["max"] is None else float(data["max"])
+            if not isinstance(data, Mapping):
+                raise ValueError("not an object")
+            edges, col_shares = numbers("edges"), numbers("shares")
+            kind = data["kind"]
+            null_share = _number(data["null_share"])
+            low = None if data["min"] is None else _number(data["min"])
+            high = None if data["max"] is None else _number(data["max"])
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: malformed reference ({err})") from None
-        if len(col_shares) != len(edges) + 1 or kind not in ("int", "float"):
-            raise ValueError(f"{where}: malformed reference (bins or kind)")
-        if edges != sorted(edges) or not all(math.isfinite(x) for x in edges):
-            raise ValueError(f"{where}: malformed reference (edges)")
+        if kind not in ("int", "float"):
+            raise ValueError(f"{where}: malformed reference (kind {kind!r})")
+        if edges != sorted(edges):
+            raise ValueError(f"{where}: malformed reference (edges out of order)")
+        empty = null_share == 1 and not any(col_shares)  # a column without values
+        if not all(0 <= x <= 1 for x in [*col_shares, null_share]) or not (
+            empty or math.isclose(sum(col_shares), 1.0, abs_tol=1e-6)
+        ):
+            raise ValueError(f"{where}: malformed reference (shares must be 0..1 and add up to 1)")
+        if (low is None) != (high is None) or (low is not None and high is not None and low > high):
+            raise ValueError(f"{where}: malformed reference (min and max)")
         return cls(kind, edges, col_shares, null_share, low, high)
 
 

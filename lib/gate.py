@@ -63,7 +63,12 @@ def column_facts(path: str, columns: Sequence[str]) -> dict[str, ColumnFacts]:
         rows = nulls = 0
         for fragment in dataset.get_fragments():
             metadata = fragment.metadata
-            index = metadata.schema.to_arrow_schema().get_field_index(name)
+            # The leaf column of that name: nested columns have leaves of their own, so an
+            # Arrow field's position is not its Parquet column's.
+            leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+            if name not in leaves:
+                continue
+            index = leaves.index(name)
             for g in range(metadata.num_row_groups):
                 group = metadata.row_group(g)
                 stats = group.column(index).statistics
@@ -132,11 +137,19 @@ def check_ranges(
     result = GateResult()
     for name, ref in reference.features.items():
         counts = profile.get(range_key(name))
-        if not counts or ref.min is None or ref.max is None:
+        if not counts:
             continue
         below, above, rows, nulls = (int(c) for c in counts)
         present = rows - nulls
-        if present:
+        if rows:  # NaN counts as missing here: the footers' null counts do not include it
+            _judge(
+                f"{name}: {nulls / rows:.1%} of values missing or NaN "
+                f"(training: {ref.null_share:.1%})",
+                nulls / rows - ref.null_share,
+                tolerance,
+                result,
+            )
+        if present and ref.min is not None and ref.max is not None:
             outside = (below + above) / present
             _judge(
                 f"{name}: {outside:.1%} of values outside the training range "

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lib import schema
-from lib.api_client import Campaign, ConfigApiClient
+from lib.api_client import Campaign, ConfigApiClient, Run
 from lib.audience import AudienceFilter, parse_filter
-from lib.contract import HEARTBEAT_SECONDS, ScoringPath
+from lib.contract import HEARTBEAT_SECONDS, SCORE_BINS, ScoringPath
 from lib.drift import DRIFT_BANDS, DriftReport, drift_report
 from lib.errors import CampaignInactiveError, JobInterruptedError, PipelineError
 from lib.failures import known_failure
@@ -242,15 +242,12 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
                 started_at=_now(),
                 **({"as_of": spec.as_of.isoformat()} if spec.as_of else {}),
             )
-            # The score drift compares with the last successful run (newest first).
-            previous = next(
-                (r.score_shares for r in api.list_runs(spec.campaign_id) if r.score_shares),
-                None,
-            )
+            earlier = api.list_runs(spec.campaign_id)  # newest first: the score drift's base
         try:
             with _Heartbeat(spec.config_api_url, spec.campaign_id, run.id):
                 task = _prepare(spec, campaign, run.id, sink, engine, echo, timer)
                 stats = engine.score(task, echo, timer)
+                previous = _previous_scores(earlier, task.model.sha256, spec.as_of)
                 drift = _after_scoring(task, stats, previous, echo)
         except BaseException as err:
             stopped = _stop_reason(err)
@@ -277,7 +274,12 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         model_sha256=task.model.sha256,
         **({"scoring_path": stats.scoring_path} if stats.scoring_path else {}),
         control_size=stats.control_size,
-        **({"max_psi": drift.largest, "score_shares": drift.score_shares} if drift else {}),
+        **({"max_psi": drift.largest} if drift else {}),
+        **(
+            {"score_shares": drift.score_shares}
+            if drift and len(drift.score_shares) == SCORE_BINS
+            else {}
+        ),
     )
     echo("✅ JOB COMPLETED SUCCESSFULLY")
     return JobResult(
@@ -301,6 +303,19 @@ def _run_job(spec: JobSpec, engine: Engine, echo: Echo, timer: Timer) -> JobResu
         drift=asdict(drift) if drift else None,
         input_warnings=[*task.input_warnings, *stats.range_warnings],
     )
+
+
+def _previous_scores(runs: list[Run], model_sha256: str, as_of: date | None) -> list[float] | None:
+    """The score shares of the run to compare with: the newest successful one of the same
+    model (another model's scores are another scale) and, for a dated run, an earlier date
+    (a backfill compares each day with the day before, not with today)."""
+    for run in runs:
+        if run.status != "succeeded" or not run.score_shares or run.model_sha256 != model_sha256:
+            continue
+        if as_of is not None and (run.as_of is None or run.as_of >= as_of):
+            continue
+        return run.score_shares
+    return None
 
 
 def _after_scoring(

@@ -75,8 +75,11 @@ class LocalEngine:
                     (schema.GROUP, pa.string()),
                 ]
             )
-            scored = pa.Table.from_batches(batches, schema=batches[0].schema if batches else None)
-            scored = scored.select(empty.names) if batches else empty.empty_table()
+            scored = (
+                pa.Table.from_batches(batches).select(empty.names)
+                if batches
+                else empty.empty_table()  # no rows in the input, or none in the audience
+            )
         ids = scored.column(schema.USER_ID)
         check_ids(len(ids), len(ids) - ids.null_count, pc.count_distinct(ids).as_py())
         profile = (

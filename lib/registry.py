@@ -214,9 +214,11 @@ def _checked_entry(key: str, entry: Any, registry: Path) -> dict[str, Any]:
         raise ModelError(f"{where} has an invalid metadata file name (a plain file name)")
     if entry.get("reference") is not None:
         try:
-            Reference.from_json(entry["reference"])
+            reference = Reference.from_json(entry["reference"])
         except ValueError as err:
             raise ModelError(f"{where} has an invalid drift reference: {err}") from None
+        if sorted(reference.features) != sorted(features):
+            raise ModelError(f"{where} has a drift reference for other features than its own")
     return entry
 
 

@@ -398,9 +398,15 @@ def _drift_section(result: Mapping[str, Any]) -> list[str]:
         )
     drift = result.get("drift")
     if not drift:
-        parts.append('<p class="muted">No drift check: the model has no training reference.</p>')
+        why = (
+            "the audience is empty"
+            if result and not result.get("audience_size")
+            else "the model has no training reference"
+        )
+        parts.append(f'<p class="muted">No drift check: {why}.</p>')
         return parts
-    report = DriftReport(**drift)
+    known = set(DriftReport.__dataclass_fields__)
+    report = DriftReport(**{k: v for k, v in drift.items() if k in known})
     crossed = report.crossed()
     summary = (
         "Stable: every population stability index is below 0.1."

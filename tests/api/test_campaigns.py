@@ -272,6 +272,7 @@ def test_runs_are_recorded_and_updated(client: TestClient) -> None:
         {"max_psi": "0.2"},
         {"score_shares": [0.5, 0.5]},
         {"score_shares": [0.1] * 9 + [1.5]},
+        {"score_shares": [1.0] * 10},  # shares add up to 1
         {"as_of": "2026-12-01T00:00:00Z"},
         {"as_of": "12/01/2026"},
         {"as_of": 20261201},

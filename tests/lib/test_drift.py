@@ -116,6 +116,12 @@ def test_a_reference_survives_the_registry_json(reference: Reference) -> None:
         lambda r: r["features"]["recency"].update(kind="text"),
         lambda r: r["features"]["recency"].pop("min"),
         lambda r: r.update(features=[]),
+        lambda r: r["features"]["recency"]["shares"].__setitem__(0, float("nan")),
+        lambda r: r["features"]["recency"].update(null_share=7),
+        lambda r: r["features"]["recency"].update(min=10, max=1),
+        lambda r: r["features"]["recency"].update(edges="12"),
+        lambda r: r["features"]["recency"].update(edges=list(range(10**4))),
+        lambda r: r["score"].update(shares=[0.5] * 10),
     ],
 )
 def test_a_damaged_reference_is_refused(reference: Reference, damage) -> None:

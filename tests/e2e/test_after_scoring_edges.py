@@ -1,4 +1,5 @@
-"""Review findings (failing tests): each shows a bug in the work after the scoring."""
+"""After the scoring, at the edges (found in review): NaN features, nested columns, damaged
+drift references, few distinct scores, an input without rows. On the local engine."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lib import predict
-from lib.errors import InputGateError
+from lib.errors import InputGateError, ModelError
 from tests.project import Project
 
 pytestmark = [pytest.mark.e2e]
@@ -86,13 +87,13 @@ def edited_models(project: Project, tmp_path: Path, edit) -> Path:
     return models
 
 
-def test_a_score_reference_with_merged_bins_still_records_the_run(
+def test_a_score_reference_with_merged_bins_is_refused_before_any_work(
     project: Project, tmp_path: Path
 ) -> None:
-    """Ties merge decile edges (lib.drift._edges: 'fewer bins, never empty'); a model with
-    few distinct scores (`python -m lib.training --iterations 1` gives 7 edges) then sends
-    score_shares of fewer than 10 values, which the API refuses (422): the run stays
-    'running' while its predictions are written and the job reports success."""
+    """Ties used to merge decile edges, so a model with few distinct scores sent fewer than
+    ten score shares, which the API refused: the run stayed 'running' while its predictions
+    were written. References now always have ten bins; one with fewer (hand-edited, or from
+    before) is a one-line ModelError before anything is written."""
 
     def merge_two_score_bins(reference) -> None:
         score = reference["score"]
@@ -101,9 +102,27 @@ def test_a_score_reference_with_merged_bins_still_records_the_run(
 
     models = edited_models(project, tmp_path, merge_two_score_bins)
     campaign_id = project.create_campaign("review merged bins", None)
+    with pytest.raises(ModelError, match="edges must be a list of 9"):
+        score(project, campaign_id, project.users, tmp_path / "out.parquet", models)
+    assert not (tmp_path / "out.parquet").exists()
+    assert newest_run(project, campaign_id).status == "failed"
+
+
+def test_a_model_with_few_distinct_scores_still_records_ten_score_shares(
+    project: Project, tmp_path: Path
+) -> None:
+    from lib.data import generate_users
+    from lib.training import save_model, train_model
+
+    models = tmp_path / "models"
+    result = train_model(generate_users(2_000, seed=7, labelled=True), iterations=1, depth=1)
+    assert len(set(result.test_scores.round(12))) < 10  # tied deciles
+    save_model(result, models)
+    campaign_id = project.create_campaign("review few scores", None)
     score(project, campaign_id, project.users, tmp_path / "out.parquet", models)
-    assert (tmp_path / "out.parquet").exists()
-    assert newest_run(project, campaign_id).status == "succeeded"  # fails: 'running'
+    run = newest_run(project, campaign_id)
+    assert run.status == "succeeded" and run.score_shares is not None
+    assert len(run.score_shares) == 10
 
 
 def test_a_nan_in_a_registered_reference_is_a_model_error(project: Project, tmp_path: Path) -> None:
