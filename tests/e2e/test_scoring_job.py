@@ -862,7 +862,10 @@ def test_the_in_process_engine_writes_what_spark_writes(
     assert local.decile_cut_points == on_spark.decile_cut_points
     # The holdout and the drift counts too: the same groups, the same PSIs.
     assert local.control_size == on_spark.control_size > 0
-    assert local.drift is not None and local.drift == on_spark.drift
+    # (The score drift differs: the second run compares its scores with the first.)
+    assert local.drift is not None and on_spark.drift is not None
+    for key in ("features", "score_shares"):
+        assert local.drift[key] == on_spark.drift[key]
     assert local.mean_score == pytest.approx(on_spark.mean_score, rel=1e-12)
     assert local.scoring_path == last_run(project, campaign_id).scoring_path == "in-process"
 

@@ -62,13 +62,16 @@ def test_a_classic_sessions_ports_refuse_an_unauthenticated_peer(spark) -> None:
         assert REFUSED_BY_AUTH in probe(spark, port), f"port {port} answered"
 
 
+def _is_driver(process: psutil.Process) -> bool:
+    try:
+        return "connect_driver.py" in " ".join(process.cmdline())
+    except psutil.Error:  # a Python worker that exited meanwhile (a zombie until reaped)
+        return False
+
+
 def _driver_gateway_port(server_pid: int) -> int:
     """The py4j port the server's JVM opened for its Python driver (lib/connect_driver.py)."""
-    drivers = [
-        child
-        for child in psutil.Process(server_pid).children()
-        if "connect_driver.py" in " ".join(child.cmdline())
-    ]
+    drivers = [child for child in psutil.Process(server_pid).children() if _is_driver(child)]
     assert len(drivers) == 1
     return int(drivers[0].environ()["PYSPARK_GATEWAY_PORT"])
 
@@ -109,9 +112,7 @@ def test_the_py4j_probe_gets_an_answer_with_the_secret(spark_connect) -> None:
 
     pid = spark_connect.running_pid()
     assert pid is not None
-    driver = next(
-        c for c in psutil.Process(pid).children() if "connect_driver.py" in " ".join(c.cmdline())
-    )
+    driver = next(c for c in psutil.Process(pid).children() if _is_driver(c))
     env = driver.environ()
     parameters = GatewayParameters(
         port=int(env["PYSPARK_GATEWAY_PORT"]), auth_token=env["PYSPARK_GATEWAY_SECRET"]
