@@ -46,12 +46,16 @@ def users_file(n_users: int, seed: int = 42) -> Path:
 def model_dir() -> Path:
     """The project's default model (python -m lib.training settings), trained once."""
     from lib.data import DEFAULT_TRAINING_SEED, generate_users
+    from lib.errors import ModelError
+    from lib.registry import resolve_artifact
     from lib.training import save_model, train_model
 
     directory = CACHE / "models"
-    registry = directory / "registry.json"
-    # A cache from before the registry kept a training reference (lib.drift) is trained again.
-    if not registry.exists() or '"reference"' not in registry.read_text(encoding="utf-8"):
+    try:  # a cache without a valid training reference (lib.drift) is trained again
+        usable = resolve_artifact("campaign_model_v1.cbm", directory).reference is not None
+    except ModelError:
+        usable = False
+    if not usable:
         result = train_model(generate_users(20_000, DEFAULT_TRAINING_SEED, labelled=True))
         save_model(result, directory)
     return directory
