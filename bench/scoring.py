@@ -76,14 +76,12 @@ def _run_columns(models: str) -> RunColumns:
     """What the job adds to every score (lib.scoring.RunColumns): the holdout group (10%)
     and the drift counts against the model's training reference. Every path that stands
     for the job does this work, the limit included."""
-    import json
-
-    from lib.registry import resolve_artifact
+    from lib.registry import load_verified
     from lib.scoring import RunColumns
 
-    reference = resolve_artifact("campaign_model_v1.cbm", models).reference
-    assert reference is not None, "the bench model has no training reference"
-    return RunColumns(1, 0.1, json.dumps(reference.to_json()))
+    run = RunColumns.for_model(1, 0.1, load_verified("campaign_model_v1.cbm", models))
+    assert run.reference is not None, "the bench model has no training reference"
+    return run
 
 
 def worker_single(input_path: str, models: str, output: str, repeats: int) -> dict:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from lib import schema
 from lib.errors import InvalidInputError, run_cli
-from lib.files import publish_file_mode
+from lib.files import atomic_write_bytes, publish_file_mode
 from lib.settings import get_settings
 
 __all__ = [
@@ -162,17 +162,10 @@ def write_snapshot(
     if drift:
         users = drifted(users, drift)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "part-0.parquet"
     table = pa.Table.from_pandas(users, schema=schema.USER_SCHEMA, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(prefix=".part-0.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        publish_file_mode(Path(tmp))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(folder / "part-0.parquet", sink.getvalue().to_pybytes())
     return folder
 
 

@@ -23,12 +23,11 @@ import pyarrow as pa
 
 # The API's bounds (lib.contract): more control than treatment would contact too few people.
 from lib.contract import DEFAULT_HOLDOUT_SHARE, MAX_HOLDOUT_SHARE
+from lib.schema import GROUP
 
 __all__ = [
     "CONTROL",
     "DEFAULT_HOLDOUT_SHARE",
-    "GROUP",
-    "GROUPS",
     "MAX_HOLDOUT_SHARE",
     "TREATMENT",
     "holdout_draw",
@@ -36,10 +35,8 @@ __all__ = [
     "with_groups",
 ]
 
-GROUP: Final = "group"
 TREATMENT: Final = "treatment"
 CONTROL: Final = "control"
-GROUPS: Final = (TREATMENT, CONTROL)
 
 _GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
 _MIX_1: Final = np.uint64(0xBF58476D1CE4E5B9)

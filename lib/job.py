@@ -11,7 +11,6 @@ including every check a user can fail, happens here once for all engines.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -119,12 +118,7 @@ class ScoringTask:
 
     def run_columns(self) -> RunColumns:
         """What the tasks add to the scores: the holdout group and the drift counts."""
-        reference = self.model.artifact.reference
-        return RunColumns(
-            campaign_id=self.campaign.id,
-            holdout_share=self.campaign.holdout_share,
-            reference=json.dumps(reference.to_json()) if reference is not None else None,
-        )
+        return RunColumns.for_model(self.campaign.id, self.campaign.holdout_share, self.model)
 
 
 @dataclass(frozen=True)

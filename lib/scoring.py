@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from lib import schema
-from lib.holdout import GROUP, with_groups
+from lib.holdout import with_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,7 +49,7 @@ SCORE_SCHEMA_DDL = f"{schema.USER_ID} long, {schema.SCORE} double"
 # What the job's Python tasks yield: the scores, each user's holdout group, and, in one
 # extra row per task (user_id null), the task's drift counts as JSON (lib.drift).
 PROFILE: Final = "profile"
-SCORED_SCHEMA_DDL = f"{SCORE_SCHEMA_DDL}, `{GROUP}` string, {PROFILE} string"
+SCORED_SCHEMA_DDL = f"{SCORE_SCHEMA_DDL}, `{schema.GROUP}` string, {PROFILE} string"
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,13 @@ class RunColumns:
     campaign_id: int = 0
     holdout_share: float = 0.0  # 0: everybody is in treatment
     reference: str | None = None  # the model's drift reference (JSON); None: no counts
+
+    @classmethod
+    def for_model(cls, campaign_id: int, holdout_share: float, model: VerifiedModel) -> RunColumns:
+        """The run's columns for ``model``: drift counts when it has a training reference."""
+        reference = model.artifact.reference
+        text = json.dumps(reference.to_json()) if reference is not None else None
+        return cls(campaign_id, holdout_share, text)
 
     def counter(self) -> ProfileCounter | None:
         from lib.drift import ProfileCounter, Reference
@@ -91,7 +98,7 @@ def profile_batch(counter: ProfileCounter) -> pa.RecordBatch:
             pa.nulls(1, pa.string()),
             pa.array([counter.to_json()], pa.string()),
         ],
-        names=[schema.USER_ID, schema.SCORE, GROUP, PROFILE],
+        names=[schema.USER_ID, schema.SCORE, schema.GROUP, PROFILE],
     )
 
 

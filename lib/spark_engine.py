@@ -23,7 +23,7 @@ from lib.contract import ScoringPath
 from lib.drift import merge_profiles
 from lib.errors import InvalidInputError, PipelineError
 from lib.files import local_path
-from lib.holdout import CONTROL, GROUP
+from lib.holdout import CONTROL
 from lib.inputs import check_columns, check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
 from lib.scoring import PROFILE
@@ -111,7 +111,7 @@ class SparkEngine:
                 F.percentile_approx(
                     schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
                 ).alias("cuts"),
-                F.sum((F.col(GROUP) == F.lit(CONTROL)).cast("long")).alias("control"),
+                F.sum((F.col(schema.GROUP) == F.lit(CONTROL)).cast("long")).alias("control"),
                 F.collect_list(PROFILE).alias("profiles"),
             ).first()
         assert stats is not None  # a global aggregate always yields one row
@@ -208,7 +208,7 @@ def prediction_frame(
         F.lit(campaign_id).cast("long").alias(schema.CAMPAIGN_ID),
         F.col(schema.SCORE).cast("double"),
         decile_column(F.col(schema.SCORE), cut_points, F).alias(schema.DECILE),
-        F.col(GROUP),
+        F.col(schema.GROUP),
         F.lit(model_sha256).alias("model_sha256"),
         F.lit(run_id).cast("long").alias("run_id"),
         F.lit(scored_at).cast("timestamp").alias("scored_at"),
