@@ -136,7 +136,8 @@ def campaign_not_found(campaign_id: int) -> str:
 
 
 def seed_campaign() -> dict[str, Any]:
-    """The original project's example campaign (README, demo, notebook 03, bench, tests).
+    """The original project's example campaign (docs/scoring-job.md, the demo, notebook 03,
+    bench, tests).
 
     Its features are the model's, from :mod:`lib.schema`: adding a feature column there
     changes the seed body too.

@@ -12,7 +12,7 @@ first failure with its exit code.
 run this, so every way of running the notebook gives the same exit codes and report. The
 executed notebook and its run report (lib.report: HTML without code, readable offline) land
 in OUTPUT_DIR/runs/; they are kept for failed runs too (the report's first line says what
-failed). Exit code: the job's own (see the README).
+failed). Exit code: the job's own (see docs/scoring-job.md, "Exit codes of the job").
 """
 
 from __future__ import annotations

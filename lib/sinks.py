@@ -1,7 +1,7 @@
 """Where the job's predictions go: a local folder (atomic, locked), an object store, BigQuery.
 
 A sink knows its target and how to write a finished predictions DataFrame there; the
-engine that computed the DataFrame does not. For local folders, the rules (README,
+engine that computed the DataFrame does not. For local folders, the rules (docs/security.md,
 "Output safety"):
 
 * The job writes only to a target that does not exist yet or that is **its own earlier

@@ -38,7 +38,8 @@ def server_env(root: Path, models: Path, database_url: str | None = None) -> dic
 
 def test_seed_curl_request_works_verbatim(tmp_path: Path, trained_model_dir: Path) -> None:
     with uvicorn_server(server_env(tmp_path, trained_model_dir), tmp_path / "api.log") as url:
-        # The seed README's request, character for character but for host and port.
+        # The seed README's request (docs/scoring-job.md), character for character but for host
+        # and port.
         command = f"""curl -s -X POST {url}/campaigns/ \\
   -H "Content-Type: application/json" \\
   -d '{{

@@ -122,7 +122,7 @@ def test_job_on_the_cluster_equals_the_local_run(
 ) -> None:
     campaign_id = project.create_campaign("cluster", "country IN ('US', 'GB') AND age >= 30")
     cluster_out = tmp_path / "cluster.parquet"
-    # As on a real cluster: spark-submit with the job file (the README's command); the
+    # As on a real cluster: spark-submit with the job file (docs/scoring-job.md's command); the
     # master comes from spark-submit, which lib.spark must keep.
     out = run_cmd(
         [
