@@ -146,14 +146,16 @@ def gains_table(aggregates: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
+def contact_advice(table: pd.DataFrame, top: int = 3, *, population: str = "audience") -> str:
     """One sentence a marketer can act on, from a :func:`gains_table`.
 
     Normally deciles 1 to ``top``, counting treatment users only when the table has a
     ``control`` column (the holdout: never contacted). When ties or a small audience leave
     some of them empty (users with equal scores share a decile), the advice takes the best
     non-empty deciles until they cover ``top`` tenths of the audience, and says so, rather
-    than advising to contact deciles that hold nobody.
+    than advising to contact deciles that hold nobody. ``population`` names the users the
+    table counts: a campaign's audience, or notebook 02's test set (labelled users the model
+    never trained on, not an audience).
     """
     total_users = int(table["users"].sum()) if not table.empty else 0
     if total_users == 0:
@@ -173,7 +175,7 @@ def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
     total_expected = float(table["expected"].sum()) - all_held
     gain = expected / total_expected if total_expected else 0.0
     numbers = (
-        f"{users:,} users ({users / total_users:.1%} of the audience), "
+        f"{users:,} users ({users / total_users:.1%} of the {population}), "
         f"{gain:.1%} of expected conversions ({expected:,.1f} of {total_expected:,.1f})."
     )
     if held:
@@ -188,18 +190,19 @@ def contact_advice(table: pd.DataFrame, top: int = 3) -> str:
     names = ", ".join(map(str, chosen))
     label = "decile" if len(chosen) == 1 else "deciles"
     return (
-        f"Contact the best-scoring {label} {names}: {numbers} Tied scores or a small audience "
+        f"Contact the best-scoring {label} {names}: {numbers} Tied scores or a small {population} "
         f"left some deciles empty: these are the fewest best deciles that hold at least "
-        f"{top / 10:.0%} of the audience."
+        f"{top / 10:.0%} of the {population}."
     )
 
 
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """A :func:`gains_table` for people: thousands separators, 3 decimals, percentages."""
+def display_table(table: pd.DataFrame, *, population: str = "audience") -> pd.DataFrame:
+    """A :func:`gains_table` for people: thousands separators, 3 decimals, percentages
+    (``population``: who the table counts, as in :func:`contact_advice`)."""
     rows: dict[str, list[str]] = {
         "decile": [f"{int(d)}" for d in table[DECILE]],
         "users": [f"{int(n):,}" for n in table["users"]],
-        "share of audience": [f"{v:.1%}" for v in table["users_share"]],
+        f"share of {population}": [f"{v:.1%}" for v in table["users_share"]],
         "score range": [
             f"{row.min_score:.3f} – {row.max_score:.3f}"
             for row in table.reindex(columns=["min_score", "max_score"]).itertuples()
@@ -218,8 +221,15 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("decile")
 
 
-def plot_gains(table: pd.DataFrame, ax: Axes | None = None, *, title: str | None = None) -> Axes:
-    """The cumulative gains curve by decile against random contact (matplotlib)."""
+def plot_gains(
+    table: pd.DataFrame,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    population: str = "audience",
+) -> Axes:
+    """The cumulative gains curve by decile against random contact (matplotlib;
+    ``population``: who the table counts, as in :func:`contact_advice`)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -239,7 +249,7 @@ def plot_gains(table: pd.DataFrame, ax: Axes | None = None, *, title: str | None
             fontsize=8,
         )
     ax.set(
-        xlabel="share of the audience contacted (best deciles first)",
+        xlabel=f"share of the {population} contacted (best deciles first)",
         ylabel="share of conversions",
         title=title or "Cumulative gains by decile",
         xlim=(0, 1),

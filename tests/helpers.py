@@ -4,6 +4,7 @@ temporary PostgreSQL databases."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,7 @@ __all__ = [
     "SEED_BODY",
     "configure_env",
     "create_postgres_database",
+    "emoji_in",
     "project_env",
     "python_module",
     "run_cmd",
@@ -32,6 +34,16 @@ __all__ = [
 
 # The seed's "Black Friday Campaign" as a request body (read-only: copy it to change it).
 SEED_BODY: Final[Mapping[str, Any]] = seed_campaign()
+
+
+# Pictographs (most emoji), the BMP's symbol and dingbat blocks (check marks, warning signs)
+# and the emoji presentation selector: what renders as a box where a font lacks it.
+EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f]")
+
+
+def emoji_in(text: str) -> list[str]:
+    """The emoji in ``text`` (plain words are wanted where a font may lack them)."""
+    return EMOJI.findall(text)
 
 
 def seed_body(**overrides: Any) -> dict[str, Any]:

@@ -93,3 +93,29 @@ def test_a_learner_runs_notebook_06_in_jupyterlab(
     ).to_be_visible()
     assert (jupyter_lab.output_dir / "outcomes_campaign_1.parquet").exists()
     assert page_requests.off_loopback() == []
+
+
+def test_a_learner_solves_an_exercise_in_jupyterlab(
+    jupyter_lab: JupyterLab, page: Page, page_requests: RequestLog
+) -> None:
+    # "Run All" with the exercises untouched: every check asks for an answer, nothing fails.
+    notebook = run_all_cells(jupyter_lab, page, NOTEBOOK)
+    code_cells = notebook.locator(".jp-CodeCell")
+    texts = code_cells.all_text_contents()
+    (index,) = [i for i, text in enumerate(texts) if "a conversion rate between 0 and 1" in text]
+    exercise = code_cells.nth(index)  # by position: its text is about to change
+    check = code_cells.nth(index + 1)
+    expect(check).to_contain_text("check_engaged_rate(answer, training)")
+    verdict = check.locator(".jp-OutputArea-output")
+    expect(verdict).to_have_text(re.compile(r"^Not yet: replace None"))
+
+    # The learner types an answer over the placeholder, runs it, then the check below it.
+    exercise.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    answer = 'answer = training.loc[training["engagement_score"] >= 0.6, "converted"].mean()'
+    page.keyboard.insert_text(answer)
+    expect(exercise.locator(".cm-content")).to_have_text(answer)
+    page.keyboard.press("Shift+Enter")  # runs the exercise, selects the check cell
+    page.keyboard.press("Shift+Enter")
+    expect(verdict).to_have_text(re.compile(r"^Correct: \d+\.\d% of the engaged users converted"))
+    assert page_requests.off_loopback() == []

@@ -136,3 +136,18 @@ def test_advice_counts_treatment_users_only_and_says_who_is_held_out() -> None:
     assert advice.startswith("Contact the top 3 deciles: 27 users (27.0% of the audience)")
     assert "(10.7 of 17.9)" in advice  # the treatment users' expected conversions
     assert "3 more users of those deciles are held out as the control group" in advice
+
+
+def test_the_table_can_say_who_it_counts() -> None:
+    """Notebook 02's deciles are its test set, not a campaign's audience: it says so."""
+    table = gains.gains_table(
+        gains.decile_aggregates(np.linspace(0.0, 1.0, 100), labels=np.arange(100) % 2)
+    )
+    advice = gains.contact_advice(table, top=3, population="test set")
+    assert "30.0% of the test set" in advice and "audience" not in advice
+    assert "share of test set" in gains.display_table(table, population="test set").columns
+    import matplotlib.pyplot as plt
+
+    ax = gains.plot_gains(table, population="test set")
+    assert ax.get_xlabel() == "share of the test set contacted (best deciles first)"
+    plt.close(ax.figure)

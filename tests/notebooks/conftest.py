@@ -13,6 +13,7 @@ from testbook import testbook
 from testbook.client import TestbookNotebookClient
 
 from tests.conftest import NOTEBOOKS
+from tests.notebooks.solutions import SOLUTIONS
 
 # Lines a learner cannot act on; none may reach a notebook's outputs or a job's terminal.
 NOISE = (
@@ -39,6 +40,8 @@ def executed_notebook(
     The kernel starts in notebooks/ (as in JupyterLab) and inherits this process's
     environment, so tests steer DATA_DIR, MODEL_DIR, ... with monkeypatch.setenv.
     With ``fails=True`` a cell must fail; the notebook is yielded as executed up to it.
+    Otherwise every exercise gets its reference solution (tests/notebooks/solutions.py)
+    right after its cell, and every check cell must then say "Correct".
     """
     overrides = "\n".join(f"{key} = {value!r}" for key, value in (parameters or {}).items())
     with testbook(
@@ -49,6 +52,8 @@ def executed_notebook(
     ) as tb:
         if overrides:
             tb.inject(overrides, after="parameters", run=False)
+        if not fails:
+            inject_solutions(tb, name)
         try:
             tb.execute()
         except CellExecutionError:
@@ -56,7 +61,32 @@ def executed_notebook(
                 raise
         else:
             assert not fails, f"{name} ran to the end; a cell was expected to fail"
+            assert_checks_say_correct(tb)
         yield tb
+
+
+def tagged(tb: TestbookNotebookClient, tag: str) -> list[int]:
+    """Indices of the cells tagged ``tag``, in order."""
+    return [i for i, cell in enumerate(tb.cells) if tag in cell.metadata.get("tags", [])]
+
+
+def inject_solutions(tb: TestbookNotebookClient, name: str) -> None:
+    """Each reference solution right after its exercise cell (last first: indices hold)."""
+    exercises = tagged(tb, "exercise")
+    solutions = SOLUTIONS[name]
+    assert len(exercises) == len(solutions), (name, exercises, len(solutions))
+    for index, code in reversed(list(zip(exercises, solutions, strict=True))):
+        tb.inject(code, after=index, run=False)
+
+
+def assert_checks_say_correct(tb: TestbookNotebookClient) -> None:
+    """Every check cell ran and says "Correct" (its one line, as the learner sees it)."""
+    checks = tagged(tb, "check")
+    assert checks, "no check cell"
+    for index in checks:
+        text = tb.cell_output_text(index)
+        assert text.startswith("Correct"), (index, text)
+        assert len(text.splitlines()) == 1, text
 
 
 def outputs(tb: TestbookNotebookClient, output_type: str | None = None) -> list[dict[str, Any]]:

@@ -47,6 +47,9 @@ def test_generate_and_train_notebooks_run_in_order(isolated_settings: Settings) 
         assert 0.0 <= tb.value("calibration_gap") < 0.25
         assert tb.value("len(prob_true)") >= 5
         assert "Contact the top 3 deciles" in output_text(tb)
+        # The held-out test set is no campaign's audience, and the notebook does not say so.
+        assert "30.0% of the test set" in output_text(tb)
+        assert "audience" not in output_text(tb)
     entries = registry.read_registry(isolated_settings.model_dir)
     assert set(entries) == {"campaign_model_v1.cbm", "campaign_model_v1.pkl"}
     assert not (isolated_settings.model_dir.parent / "notebooks" / "catboost_info").exists()

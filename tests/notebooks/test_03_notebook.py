@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import html
+import re
 import socket
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import httpx
 import pytest
 
 from lib.settings import Settings
-from tests.notebooks.conftest import executed_notebook, outputs
+from tests.notebooks.conftest import executed_notebook, output_text, outputs
 from tests.servers import uvicorn_server
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.e2e]
@@ -34,6 +35,11 @@ def test_config_api_notebook_against_a_real_server(
             status, why = tb.value("feature_error")
             assert status == 422 and "favourite_colour" in why
             black_friday_id = tb.value("black_friday_id")
+            # Dates shown readably (ISO 8601), never as datetime.datetime(2026, 12, ...) reprs.
+            shown_text = output_text(tb)
+            assert "datetime.datetime(" not in shown_text
+            assert re.search(r"created: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", shown_text)
+            assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", shown_text)  # the table
         campaigns = httpx.get(f"{url}/campaigns/").json()
         assert [(c["id"], c["name"]) for c in campaigns] == [
             (black_friday_id, "Black Friday Campaign")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 
@@ -34,6 +35,13 @@ def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: S
     assert executed.parent == project.root / "output" / "runs"
     assert executed.name.startswith(f"campaign_{scored_run.campaign_id}_")
     assert_quiet_notebook(executed)
+    # The learner's exercise, untouched by the job: its check leaves a hint in the executed
+    # notebook and nothing in the terminal.
+    cells = nbformat.read(executed, as_version=4).cells
+    (check,) = [c for c in cells if "check" in c.metadata.get("tags", [])]
+    (shown,) = [o["data"]["text/plain"] for o in check.outputs]
+    assert shown.startswith("Not yet: replace None")
+    assert "Not yet" not in out.stdout
 
     # Honest timings: every stage the notebook waited for, the session start first.
     run = report.read_run(executed)
