@@ -19,6 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from lib.errors import SparkFailureError
 from lib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOCAL_AUTH_CONF",
     "SECURITY_CONF",
+    "SparkUnreachableError",
     "build_spark",
     "class_cache_options",
     "classic_conf",
@@ -38,6 +40,7 @@ __all__ = [
     "resolve_master",
     "server_conf",
     "task_slots",
+    "wait_until_answering",
 ]
 
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -265,14 +268,79 @@ def connect_spark(url: str | None = None) -> SparkSession:
             if cached is not None and not cached.is_stopped:
                 return cast("SparkSession", cached)
             builder = _loopback_channel_builder(server.port, token)
+            wait_until_answering(builder, url, "127.0.0.1", server.port)
             # create(), not getOrCreate(): another default session must not stand in for it.
-            session = ConnectSession.builder.channelBuilder(builder).create()
+            session = _quick_retries(ConnectSession.builder.channelBuilder(builder).create())
             # What pyspark's own remote builder does: pyspark.sql.functions and friends
             # then build Spark Connect expressions in this process (notebook code uses F).
             os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
             _LOOPBACK_SESSIONS[(server.port, token)] = _session_defaults(session)
             return cast("SparkSession", session)
-    return cast("SparkSession", _session_defaults(SparkSession.builder.remote(url).getOrCreate()))
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    default = DefaultChannelBuilder(url)
+    wait_until_answering(default, url, parsed.hostname or "localhost", parsed.port or 15002)
+    session = _quick_retries(SparkSession.builder.remote(url).getOrCreate())
+    return cast("SparkSession", _session_defaults(session))
+
+
+# How long a client waits for a Spark Connect server before it gives up with one line.
+# pyspark's own policy retries for more than 10 minutes (it waits out a server restart);
+# a learner whose server is down, or a scheduled job, is better told at once.
+CONNECT_TIMEOUT_SECONDS = 5.0
+# Then, for the session's calls: a few quick retries (about 6 s in all), not 10 minutes.
+QUICK_RETRIES = {
+    "max_retries": 5,
+    "initial_backoff": 200,
+    "backoff_multiplier": 2.0,
+    "max_backoff": 2000,
+}
+
+
+class SparkUnreachableError(SparkFailureError):
+    """No Spark Connect server answers at the URL (down, wrong port, not a Connect server)."""
+
+
+def wait_until_answering(
+    builder: Any, url: str, host: str, port: int, timeout: float = CONNECT_TIMEOUT_SECONDS
+) -> None:
+    """Return when the Connect server behind ``builder`` (pyspark's channel builder for
+    ``url``) completes a gRPC handshake; else raise :class:`SparkUnreachableError` within
+    ``timeout`` seconds. A closed port is refused at once (a TCP connect); a port that
+    accepts but never answers (not a Connect server, a hung one) waits out ``timeout``.
+    Signals (Ctrl-C, SIGTERM) interrupt the wait: it is a plain timed wait in this thread.
+    """
+    import socket
+
+    import grpc
+
+    shown = url.split(";", 1)[0]  # never the token
+    hint = "start the project's server with `make up`, or unset SPARK_REMOTE to run Spark here"
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        reason = "nothing listens there" if isinstance(err, ConnectionRefusedError) else err
+        raise SparkUnreachableError(
+            f"no Spark Connect server at {shown} ({reason}): {hint}"
+        ) from None
+    channel = builder.toChannel()
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise SparkUnreachableError(
+            f"the server at {shown} accepted the connection but did not answer as Spark "
+            f"Connect within {timeout:g} s (not a Spark Connect server, or a stuck one): {hint}"
+        ) from None
+    finally:
+        channel.close()
+
+
+def _quick_retries(session: Any) -> Any:
+    """``session`` with :data:`QUICK_RETRIES` instead of pyspark's 10-minute policy."""
+    from pyspark.sql.connect.client.retries import DefaultPolicy
+
+    session.client.set_retry_policies([DefaultPolicy(**QUICK_RETRIES)])
+    return session
 
 
 _LOOPBACK_SESSIONS: dict[tuple[int, str], Any] = {}  # one per local server and process

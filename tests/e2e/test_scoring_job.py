@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -343,6 +344,19 @@ def test_cli_unknown_campaign(project: Project) -> None:
 def test_cli_api_unreachable(project: Project) -> None:
     out = cli(project, "--campaign-id", "1", "--config-api-url", "http://127.0.0.1:9")
     assert_one_line_failure(out, 6, "config API unreachable")
+
+
+def test_cli_spark_connect_down_is_one_line_at_once(project: Project) -> None:
+    # A learner's `make down` with SPARK_REMOTE still set: pyspark alone retried for 10 min.
+    campaign_id = project.create_campaign("cli connect down", "age > 20")
+    with socket.socket() as closed:  # bound, never listening: refused
+        closed.bind(("127.0.0.1", 0))
+        remote = f"sc://localhost:{closed.getsockname()[1]}"
+        started = time.monotonic()
+        out = cli(project, "--campaign-id", str(campaign_id), env={"SPARK_REMOTE": remote})
+    assert time.monotonic() - started < 60  # the job's start-up included; pyspark: 10 minutes
+    assert_one_line_failure(out, 9, f"no Spark Connect server at {remote}")
+    assert last_run(project, campaign_id).status == "failed"
 
 
 def test_cli_inactive_campaign(project: Project, previous_output) -> None:
