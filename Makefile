@@ -13,8 +13,11 @@ LOCK        := uv.lock
 CONSTRAINTS := constraints.txt
 LOCK_ARGS   ?=
 CAMPAIGN_ID ?= 1
+# Where the config API is served (`make api`, `make up`, `make lab`); every client (the job, the
+# runner, the notebooks) finds it there unless CONFIG_API_URL is set (lib.settings).
 API_HOST    ?= 127.0.0.1
 API_PORT    ?= 8000
+export API_HOST API_PORT
 PYTEST_ARGS ?=
 # Two pytest-xdist workers for the two cores; the tests that share the suite's JVMs run on
 # one of them (tests/conftest.py). TEST_WORKERS=0 runs everything in one process.
@@ -99,7 +102,7 @@ fuzz: setup check-java ## larger fuzzing budgets: audience filters (FUZZ_EXAMPLE
 migrate: setup ## apply database migrations (DATABASE_URL, default SQLite under data/)
 	$(PY) -m api.migrate
 
-api: setup migrate ## serve the config API on http://127.0.0.1:8000 (docs at /docs)
+api: setup migrate ## serve the config API on API_HOST:API_PORT (127.0.0.1:8000; docs at /docs)
 	$(PY) -m uvicorn api.main:app --host $(API_HOST) --port $(API_PORT)
 
 score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
@@ -109,10 +112,10 @@ spark: setup check-java ## run the local Spark Connect server in this terminal (
 	$(PY) -m lib.connect_server run
 
 up: setup check-java ## start the config API and Spark Connect in the background (idempotent)
-	API_PORT=$(API_PORT) $(PY) -m lib.services up
+	$(PY) -m lib.services up
 
 down: ## stop what `make up` started
-	@test -x $(PY) && API_PORT=$(API_PORT) $(PY) -m lib.services down || true
+	@test -x $(PY) && $(PY) -m lib.services down || true
 
 # JupyterLab's project settings (jupyter-config/, read by tests/browser too): open on notebooks/,
 # no news pop-up or update check (nothing fetched from the internet), startable as root.

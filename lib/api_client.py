@@ -99,10 +99,15 @@ def _detail(response: httpx.Response) -> str:
 
 
 def not_running_message(base_url: str) -> str:
-    """What to say when nothing answers at the config API's address (connection refused)."""
+    """What to say when nothing answers at the config API's address (connection refused):
+    the command that serves it *there* (its port, unless the default)."""
+    from lib.settings import DEFAULT_API_PORT
+
+    port = httpx.URL(base_url).port or DEFAULT_API_PORT
+    where = f" API_PORT={port}" if port != DEFAULT_API_PORT else ""
     return (
         f"config API unreachable at {base_url}: nothing is answering there; start it with "
-        "`make api` (or `make up`, which also starts Spark Connect)"
+        f"`make api{where}` (or `make up{where}`, which also starts Spark Connect)"
     )
 
 

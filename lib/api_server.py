@@ -35,15 +35,15 @@ def port_is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
-def uvicorn_command(port: int) -> list[str]:
-    """The config API on 127.0.0.1:``port`` with this interpreter (demo, tests, `make up`)."""
+def uvicorn_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """The config API on ``host``:``port`` with this interpreter (demo, tests, `make up`)."""
     return [
         sys.executable,
         "-m",
         "uvicorn",
         "api.main:app",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
         str(port),
         "--log-level",

@@ -41,7 +41,7 @@ from pathlib import Path
 from lib.api_server import wait_until_ready
 from lib.connect_driver import READY_LINE
 from lib.errors import PipelineError, run_cli
-from lib.files import atomic_write_bytes
+from lib.files import atomic_write_bytes, same_file
 from lib.settings import PROJECT_ROOT, Settings, get_settings
 
 __all__ = [
@@ -78,6 +78,22 @@ class ServerIdentity:
         import pyspark
 
         return cls(str(PROJECT_ROOT), sys.executable, pyspark.__version__)
+
+    def differences(self, other: ServerIdentity) -> list[str]:
+        """What tells ``other`` from this one, both sides shown; empty when they are the same.
+
+        Compared by file identity, not text: the same checkout or venv reached through a
+        symlink or another spelling is the same. An interpreter is known by its folder
+        (a venv's ``bin/``: ``python`` and ``python3`` there are one environment).
+        """
+        found = []
+        if not same_file(self.project_root, other.project_root):
+            found.append(f"checkout {self.project_root} here, {other.project_root} there")
+        if not same_file(Path(self.python).parent, Path(other.python).parent):
+            found.append(f"python {self.python} here, {other.python} there")
+        if self.pyspark != other.pyspark:
+            found.append(f"pyspark {self.pyspark} here, {other.pyspark} there")
+        return found
 
 
 def connect_url(port: int) -> str:
@@ -127,12 +143,12 @@ class ConnectServer:
         alive = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
         if state and alive:
             theirs = ServerIdentity(**state["identity"])  # type: ignore[arg-type]
-            if theirs != ServerIdentity.current():
+            differences = ServerIdentity.current().differences(theirs)
+            if differences:
                 raise ConnectServerError(
                     f"port {self.port} is served by a Spark Connect server started from "
-                    f"another checkout, venv or pyspark ({theirs.project_root}, "
-                    f"{theirs.python}, pyspark {theirs.pyspark}); stop it there with "
-                    "`make down`, or set SPARK_CONNECT_PORT to another port"
+                    f"another checkout, venv or pyspark ({'; '.join(differences)}); stop it "
+                    "there with `make down`, or set SPARK_CONNECT_PORT to another port"
                 )
             return pid
         if self._listening():
@@ -296,7 +312,8 @@ class ConnectServer:
         pid = int(str(state.get("pid", 0))) if state else 0
         started = state.get("started") if state else None
         ours = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
-        if not ours or ServerIdentity(**state["identity"]) != ServerIdentity.current():  # type: ignore[index, arg-type]
+        theirs = ServerIdentity(**state["identity"]) if ours else None  # type: ignore[index, arg-type]
+        if theirs is None or ServerIdentity.current().differences(theirs):
             self._forget()
             return False
         os.kill(pid, signal.SIGTERM)

@@ -13,7 +13,13 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-__all__ = ["atomic_write_bytes", "default_file_mode", "local_path", "publish_file_mode"]
+__all__ = [
+    "atomic_write_bytes",
+    "default_file_mode",
+    "local_path",
+    "publish_file_mode",
+    "same_file",
+]
 
 
 def default_file_mode() -> int:
@@ -58,3 +64,12 @@ def local_path(target: str) -> str | None:
     if target.startswith("bigquery:") or "://" in target:
         return None
     return target
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether two paths name the same file or folder (symlinks, `..`, bind mounts and
+    relative spellings included: the file's identity, not its text); False if either is gone."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

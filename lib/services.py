@@ -25,19 +25,20 @@ import httpx
 from lib.api_server import port_is_free, uvicorn_command, wait_until_ready
 from lib.connect_server import ConnectServer, connect_url, process_start_time
 from lib.errors import PipelineError, run_cli
-from lib.files import atomic_write_bytes
-from lib.settings import PROJECT_ROOT, Settings, get_settings
+from lib.files import atomic_write_bytes, same_file
+from lib.settings import PROJECT_ROOT, Settings, api_url_for, get_settings
 
 __all__ = ["ApiService", "down", "up"]
 
 
 class ApiService:
-    """uvicorn api.main:app on 127.0.0.1:API_PORT, detached, with a pid file."""
+    """uvicorn api.main:app on API_HOST:API_PORT (default 127.0.0.1:8000), detached, with a
+    pid file."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.port = self.settings.api_port
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host, self.port = self.settings.api_host, self.settings.api_port
+        self.url = api_url_for(self.host, self.port)
         self.state_path = self.settings.cache_dir / "services" / f"api-{self.port}.json"
         self.log_path = self.settings.output_dir / "logs" / f"api-{self.port}.log"
 
@@ -45,7 +46,7 @@ class ApiService:
         try:
             state = json.loads(self.state_path.read_text())
             pid = int(state["pid"])
-            same_checkout = state.get("project_root") == str(PROJECT_ROOT)
+            same_checkout = same_file(str(state.get("project_root")), PROJECT_ROOT)
             started = state.get("started")
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -75,7 +76,7 @@ class ApiService:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             process = subprocess.Popen(
-                uvicorn_command(self.port),
+                uvicorn_command(self.port, self.host),
                 cwd=PROJECT_ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -11,12 +11,25 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root (the project is installed editable, so this is the checkout).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG_API_URL = "http://localhost:8000"  # `make api`; lib.contract re-exports it
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+# Where `make api` serves by default; lib.contract re-exports it.
+DEFAULT_CONFIG_API_URL = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
+
+
+def api_url_for(host: str, port: int) -> str:
+    """The URL a client on this machine uses for an API served on ``host``:``port``.
+
+    A server bound to every interface (``0.0.0.0``, ``::``) is dialled on loopback;
+    an IPv6 address goes in brackets.
+    """
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": DEFAULT_API_HOST}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port or DEFAULT_API_PORT}"
 
 
 class Settings(BaseSettings):
@@ -30,8 +43,19 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the config DB; default: SQLite in data_dir."
     )
-    config_api_url: str = Field(default=DEFAULT_CONFIG_API_URL, description="Config API base.")
-    api_port: int = Field(default=8000, ge=0, le=65535, description="Port `make demo` serves on.")
+    config_api_url: str = Field(
+        default="",
+        description="Config API base URL every client uses; default: from API_HOST and API_PORT.",
+    )
+    api_host: str = Field(
+        default=DEFAULT_API_HOST, description="Address `make api` / `make up` serve the API on."
+    )
+    api_port: int = Field(
+        default=DEFAULT_API_PORT,
+        ge=0,
+        le=65535,
+        description="Port `make api` / `make up` / `make demo` serve the API on (0: a free one).",
+    )
     spark_master: str | None = Field(
         default=None, description="Spark master URL; unset: local[*], or spark-submit's."
     )
@@ -68,6 +92,14 @@ class Settings(BaseSettings):
         ge=1,
         description="A queued or running run with no sign of life for this long is `stale`.",
     )
+
+    @model_validator(mode="after")
+    def _one_address_for_the_api(self) -> Settings:
+        # One source for the API's address: API_HOST/API_PORT reach every client (the job,
+        # the runner, notebooks 03/04) unless CONFIG_API_URL says otherwise.
+        if not self.config_api_url:
+            object.__setattr__(self, "config_api_url", api_url_for(self.api_host, self.api_port))
+        return self
 
     @property
     def users_path(self) -> Path:

@@ -346,6 +346,26 @@ def test_cli_api_unreachable(project: Project) -> None:
     assert_one_line_failure(out, 6, "config API unreachable")
 
 
+def test_cli_finds_the_api_on_api_port_without_config_api_url(project: Project) -> None:
+    # `make score API_PORT=...`: the port reaches the job (it used to call localhost:8000).
+    campaign_id = project.create_campaign("cli api port", "age > 20")
+    with project.api() as api:
+        api.update_campaign(campaign_id, is_active=False)  # answered by that API: exit 5
+    port = str(httpx.URL(project.url).port)
+    where = {"CONFIG_API_URL": "", "API_HOST": "127.0.0.1", "API_PORT": port}
+    assert_one_line_failure(
+        cli(project, "--campaign-id", str(campaign_id), env=where), 5, "inactive"
+    )
+
+
+def test_cli_hint_names_the_api_port_in_use(project: Project) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = str(closed.getsockname()[1])
+        out = cli(project, "--campaign-id", "1", env={"CONFIG_API_URL": "", "API_PORT": port})
+    assert_one_line_failure(out, 6, f"start it with `make api API_PORT={port}`")
+
+
 def test_cli_spark_connect_down_is_one_line_at_once(project: Project) -> None:
     # A learner's `make down` with SPARK_REMOTE still set: pyspark alone retried for 10 min.
     campaign_id = project.create_campaign("cli connect down", "age > 20")

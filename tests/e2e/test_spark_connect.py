@@ -194,11 +194,27 @@ def test_a_server_started_elsewhere_is_reported_not_reused(spark_connect) -> Non
         foreign = {**state, "identity": {**state["identity"], "project_root": "/elsewhere"}}
         spark_connect.state_path.write_text(json.dumps(foreign))
         same_port = ConnectServer(spark_connect.port, settings=spark_connect.settings)
-        with pytest.raises(ConnectServerError, match="another checkout, venv or pyspark"):
+        with pytest.raises(ConnectServerError, match="another checkout, venv or pyspark") as err:
             same_port.start()
+        assert f"checkout {PROJECT_ROOT} here, /elsewhere there" in str(err.value)
     finally:
         spark_connect.state_path.write_text(json.dumps(state))
     assert spark_connect.running_pid() == state["pid"]
+
+
+def test_the_same_checkout_through_a_symlink_reuses_the_server(
+    spark_connect, tmp_path: Path
+) -> None:
+    state = json.loads(spark_connect.state_path.read_text())
+    link = tmp_path / "checkout"
+    link.symlink_to(PROJECT_ROOT)
+    try:
+        spelled = {**state, "identity": {**state["identity"], "project_root": str(link)}}
+        spark_connect.state_path.write_text(json.dumps(spelled))
+        same_port = ConnectServer(spark_connect.port, settings=spark_connect.settings)
+        assert same_port.running_pid() == state["pid"]
+    finally:
+        spark_connect.state_path.write_text(json.dumps(state))
 
 
 def test_a_port_taken_by_another_program_is_reported(tmp_path: Path) -> None:

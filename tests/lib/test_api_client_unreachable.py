@@ -22,6 +22,15 @@ def test_a_local_api_that_is_not_running_says_how_to_start_it(url: str) -> None:
         api.get_campaign(1)
 
 
+def test_the_command_names_the_port_the_client_looked_at() -> None:
+    api = ConfigApiClient(
+        "http://127.0.0.1:8123", transport=httpx.MockTransport(refusing), retries=0
+    )
+    with api, pytest.raises(ApiUnavailableError) as caught:
+        api.get_campaign(1)
+    assert "`make api API_PORT=8123` (or `make up API_PORT=8123`" in str(caught.value)
+
+
 def test_a_remote_api_that_cannot_be_reached_shows_the_underlying_error() -> None:
     url = "http://campaign-api.invalid:8000"
     api = ConfigApiClient(url, transport=httpx.MockTransport(refusing), retries=0)

@@ -36,6 +36,43 @@ def test_environment_variables_override_defaults(
         get_settings.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        (None, None, "http://127.0.0.1:8000"),  # `make api`'s defaults
+        (None, "8123", "http://127.0.0.1:8123"),
+        ("0.0.0.0", "8123", "http://127.0.0.1:8123"),  # every interface: dial loopback
+        ("::", "8000", "http://[::1]:8000"),
+        ("::1", "8001", "http://[::1]:8001"),
+        ("api.internal", "80", "http://api.internal:80"),
+    ],
+)
+def test_api_host_and_port_give_every_client_the_api_url(
+    monkeypatch: pytest.MonkeyPatch, host: str | None, port: str | None, url: str
+) -> None:
+    monkeypatch.delenv("CONFIG_API_URL", raising=False)
+    for name, value in (("API_HOST", host), ("API_PORT", port)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert Settings().config_api_url == url
+
+
+def test_config_api_url_wins_over_api_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_PORT", "8123")
+    monkeypatch.setenv("CONFIG_API_URL", "http://campaigns.example:9000")
+    assert Settings().config_api_url == "http://campaigns.example:9000"
+
+
+def test_services_serve_on_api_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lib.services import ApiService
+
+    monkeypatch.delenv("CONFIG_API_URL", raising=False)
+    service = ApiService(Settings(api_host="127.0.0.1", api_port=8124))
+    assert service.url == Settings(api_port=8124).config_api_url == "http://127.0.0.1:8124"
+
+
 def test_importing_lib_starts_no_spark_and_loads_no_catboost() -> None:
     code = (
         "import sys, lib, lib.settings, lib.schema, lib.registry, lib.training, lib.data;"

@@ -80,11 +80,12 @@ def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: S
 
 
 def test_the_job_without_the_api_says_how_to_start_it_in_one_line(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"  # nothing listens there
     out = python_module(
         "lib.predict", "--campaign-id", "1", "--config-api-url", url, env=project_env(tmp_path)
     )
     assert out.returncode == 6
     (line,) = out.stderr.strip().splitlines()  # the real error is still shown, in one line
     assert line.startswith(f"❌ error: config API unreachable at {url}")
-    assert "`make api`" in line
+    assert f"`make api API_PORT={port}`" in line
