@@ -289,7 +289,7 @@ def connect_spark(url: str | None = None) -> SparkSession:
 # a learner whose server is down, or a scheduled job, is better told at once.
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Then, for the session's calls: a few quick retries (about 6 s in all), not 10 minutes.
-QUICK_RETRIES = {
+QUICK_RETRIES: dict[str, Any] = {
     "max_retries": 5,
     "initial_backoff": 200,
     "backoff_multiplier": 2.0,

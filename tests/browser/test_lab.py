@@ -62,6 +62,9 @@ def test_a_learner_runs_notebook_01_in_jupyterlab(
     assert (jupyter_lab.data_dir / "sample_users.parquet").exists()  # not the checkout's data/
     expect(page.get_by_text(NEWS_QUESTION)).to_have_count(0)
     assert page_requests.off_loopback() == []
+    # The kernel talks to the server over IPC sockets: no TCP warning in `make lab`'s terminal.
+    log = (jupyter_lab.root.parent / "jupyterlab.log").read_text()
+    assert "Kernel started" in log and "TCP without encryption" not in log
 
 
 def test_a_learner_runs_notebook_06_in_jupyterlab(
