@@ -207,7 +207,9 @@ def _check_features(value: list[str] | None) -> list[str] | None:
 class CampaignBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Name = Field(examples=["Black Friday Campaign"])
+    # Not the demo's campaign ("Black Friday Campaign"): Swagger's "Try it out" sends this
+    # example as is, and after `make demo` the seed's name would answer 409.
+    name: Name = Field(examples=["Spring Sale (try-it-out example)"])
     model_path: ModelPath = Field(
         examples=["models/campaign_model_v1.pkl"],
         description="A registered artifact in the model directory (see models/registry.json).",
