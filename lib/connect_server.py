@@ -7,7 +7,7 @@
     python -m lib.connect_server env      # SPARK_REMOTE=... lines for a shell or a Makefile
 
 Every client process (a notebook kernel, a papermill run, a test) then connects in a
-fraction of a second to a JVM that is already warm, instead of starting its own.
+about a second to a JVM that is already warm, instead of starting its own.
 
 The server comes from the installed pyspark (``bin/spark-submit`` and the connect jar ship
 in the wheel), runs :mod:`lib.connect_driver` with Spark's Connect plugin so that every
