@@ -6,7 +6,7 @@
     python -m lib.connect_server status   # one line; exit 0 when up
     python -m lib.connect_server env      # SPARK_REMOTE=... lines for a shell or a Makefile
 
-Every client process (a notebook kernel, a papermill run, a test) then connects in a
+Every client process (a notebook kernel, a papermill run, a test) then connects in
 about a second to a JVM that is already warm, instead of starting its own.
 
 The server comes from the installed pyspark (``bin/spark-submit`` and the connect jar ship
