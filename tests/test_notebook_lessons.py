@@ -128,3 +128,10 @@ def test_notebook_05_explains_the_nan_guard_in_the_compiled_sql() -> None:
     (paragraph,) = [p for p in narrative.split("\n\n") if "isnan" in p.lower()]
     assert "IF(ISNAN(" in paragraph and "NaN counts as NULL" in paragraph
     assert "DuckDB" in paragraph and "Spark" in paragraph and "pyarrow" in paragraph
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_write_no_emoji_where_a_font_may_lack_them(path: Path) -> None:
+    # JupyterLab in a browser without an emoji font showed boxes (the learner's report).
+    found = {cell["id"]: emoji_in(text(cell)) for cell in cells(path) if emoji_in(text(cell))}
+    assert found == {}
