@@ -83,6 +83,11 @@ class SparkFailureError(PipelineError):
     exit_code = 9
 
 
+class SparkUnreachableError(SparkFailureError):
+    """No Spark Connect server answers at the URL (down, wrong port, not a Connect server).
+    Here, not in lib.spark: the runner maps a notebook's error to its exit code by name."""
+
+
 class InputGateError(PipelineError):
     """The users to score are not what the model learned from (lib.gate): a feature of
     another type, more missing values or values further outside the training range than

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from lib.errors import SparkFailureError
+from lib.errors import SparkUnreachableError
 from lib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -295,10 +295,6 @@ QUICK_RETRIES: dict[str, Any] = {
     "backoff_multiplier": 2.0,
     "max_backoff": 2000,
 }
-
-
-class SparkUnreachableError(SparkFailureError):
-    """No Spark Connect server answers at the URL (down, wrong port, not a Connect server)."""
 
 
 def wait_until_answering(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import socket
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -111,6 +113,31 @@ def test_score_entry_point_exits_0_every_time_it_runs(
         assert out.returncode == 0, (attempt, out.stderr[-3000:])
         assert "terminate called" not in out.stderr and "Fatal Python error" not in out.stderr
         assert out.stdout.rstrip().splitlines()[-1].startswith("📄 Run report:")
+
+
+def test_notebook_04_with_its_spark_connect_server_down_fails_in_one_line_at_once(
+    project: Project,
+) -> None:
+    # After `make down`, SPARK_REMOTE still set: the kernel sat "Busy" for 10 minutes.
+    campaign_id = project.create_campaign("connect down", "age > 20")
+    with socket.socket() as closed:  # bound, never listening: refused
+        closed.bind(("127.0.0.1", 0))
+        remote = f"sc://localhost:{closed.getsockname()[1]}"
+        started = time.monotonic()
+        out = run_cmd(
+            [sys.executable, "-m", "lib.runner", "--campaign-id", str(campaign_id)],
+            {**project.env, "SPARK_REMOTE": remote},
+            timeout=300,
+        )
+    assert time.monotonic() - started < 120  # a kernel's start included; pyspark: 10 minutes
+    assert out.returncode == 9, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("❌")]
+    assert errors == [
+        f"❌ error: no Spark Connect server at {remote} (nothing listens there): "
+        "start the project's server with `make up`, or unset SPARK_REMOTE to run "
+        "Spark here"
+    ], out.stderr
+    assert "Traceback" not in out.stderr and "RETRIES_EXCEEDED" not in out.stderr
 
 
 def test_failing_run_exits_with_the_jobs_code_and_keeps_the_notebook(project: Project) -> None:

@@ -127,3 +127,39 @@ def test_file_errors_of_the_storage_are_exit_8_and_others_exit_2() -> None:
     assert isinstance(full, StorageError) and full.exit_code == 8
     odd = storage_or_input_error(OSError(errno.ENOTDIR, "not a dir"), "cannot create the lock")
     assert isinstance(odd, InvalidInputError) and odd.exit_code == 2
+
+
+def test_the_runner_knows_every_errors_exit_code_by_name() -> None:
+    # The runner maps a notebook's error to the job's exit code by its class name, in a
+    # process that imported only what the runner imports: an error class defined where the
+    # runner never looks exited 1 (found with SparkUnreachableError, now in lib.errors).
+    import importlib
+    import pkgutil
+    import subprocess
+    import sys
+
+    import lib
+    from lib.errors import PipelineError
+
+    for module in pkgutil.walk_packages(lib.__path__, "lib."):
+        if module.name not in ("lib.connect_driver", "lib.warm_up"):  # scripts, not libraries
+            importlib.import_module(module.name)
+    pending, codes = [PipelineError], {}
+    while pending:
+        cls = pending.pop()
+        codes[cls.__name__] = cls.exit_code
+        pending.extend(cls.__subclasses__())
+    probe = (
+        "import json, sys, lib.runner\n"
+        "from lib.errors import exit_code_for\n"
+        "print(json.dumps({n: exit_code_for(n) for n in json.loads(sys.argv[1])}))"
+    )
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(sorted(codes))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == codes
