@@ -13,6 +13,8 @@ LOCK        := uv.lock
 CONSTRAINTS := constraints.txt
 LOCK_ARGS   ?=
 CAMPAIGN_ID ?= 1
+# Whom `make score` says to contact: 500 (users) or 30% (of the treatment group); empty: 30%.
+BUDGET      ?=
 API_HOST    ?= 127.0.0.1
 API_PORT    ?= 8000
 PYTEST_ARGS ?=
@@ -103,7 +105,7 @@ api: setup migrate ## serve the config API on http://127.0.0.1:8000 (docs at /do
 	$(PY) -m uvicorn api.main:app --host $(API_HOST) --port $(API_PORT)
 
 score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
-	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)
+	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)$(if $(BUDGET), --contact-budget '$(BUDGET)')
 
 spark: setup check-java ## run the local Spark Connect server in this terminal (Ctrl-C stops it)
 	$(PY) -m lib.connect_server run
