@@ -13,6 +13,8 @@ LOCK        := uv.lock
 CONSTRAINTS := constraints.txt
 LOCK_ARGS   ?=
 CAMPAIGN_ID ?= 1
+# Whom `make score` says to contact: 500 (users) or 30% (of the treatment group); empty: 30%.
+BUDGET      ?=
 # Where the config API is served (`make api`, `make up`, `make lab`); every client (the job, the
 # runner, the notebooks) finds it there unless CONFIG_API_URL is set (lib.settings).
 API_HOST    ?= 127.0.0.1
@@ -106,7 +108,7 @@ api: setup migrate ## serve the config API on API_HOST:API_PORT (127.0.0.1:8000;
 	$(PY) -m uvicorn api.main:app --host $(API_HOST) --port $(API_PORT)
 
 score: setup check-java ## score CAMPAIGN_ID with notebook 04 (papermill) and render the report
-	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)
+	$(PY) -m lib.runner --campaign-id $(CAMPAIGN_ID)$(if $(BUDGET), --contact-budget '$(BUDGET)')
 
 spark: setup check-java ## run the local Spark Connect server in this terminal (Ctrl-C stops it)
 	$(PY) -m lib.connect_server run

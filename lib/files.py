@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 __all__ = [
     "atomic_write_bytes",
+    "atomic_writer",
     "default_file_mode",
     "local_path",
     "publish_file_mode",
@@ -36,10 +40,18 @@ def publish_file_mode(path: str | os.PathLike[str]) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary sibling, so readers never see half a file."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+@contextmanager
+def atomic_writer(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through, streamed: a temporary sibling that replaces
+    ``path`` when the block ends, and is removed, leaving ``path`` as it was, when it raises."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         publish_file_mode(tmp)

@@ -7,31 +7,48 @@ per score decile (1 = the best-scoring tenth); :func:`gains_table` finishes from
 the same code serves a thousand users or a hundred million.
 
 Reading the table: a user's score is the model's probability that they convert, so the sum
-of the scores is the number of conversions to expect if everyone is contacted. The
+of the scores is the number of conversions to expect among these users (contacted or not:
+it is not the effect of contacting them, which only a control group measures). The
 *cumulative gain* of the top k deciles is the share of those expected conversions they hold;
 the *lift* is how many times better than contacting users at random that is.
+
+Whom a campaign contacts follows its *contact budget* (:class:`ContactRule`): a number of
+contacts (``500``) or a share of the treatment group (``30%``, the default: the size of the
+top 3 deciles). :func:`plan_contacts` turns a budget and the decile table into the
+:class:`ContactPlan` the notebook and the report state.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from lib.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 __all__ = [
     "DECILE",
+    "DEFAULT_CONTACT_BUDGET",
+    "ContactPlan",
+    "ContactRule",
     "assign_deciles",
     "by_decile_and_bin",
     "contact_advice",
     "decile_aggregates",
     "display_table",
     "gains_table",
+    "parse_contact_budget",
+    "plan_contacts",
     "plot_gains",
+    "small_audience_caveat",
 ]
 
 DECILE = "decile"
@@ -146,8 +163,9 @@ def gains_table(aggregates: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def contact_advice(table: pd.DataFrame, top: int = 3, *, population: str = "audience") -> str:
-    """One sentence a marketer can act on, from a :func:`gains_table`.
+def contact_advice(table: pd.DataFrame, top: int, *, population: str = "audience") -> str:
+    """One sentence on contacting the top ``top`` deciles, from a :func:`gains_table`
+    (notebook 02's test set; a campaign's advice follows its budget: :func:`plan_contacts`).
 
     Normally deciles 1 to ``top``, counting treatment users only when the table has a
     ``control`` column (the holdout: never contacted). When ties or a small audience leave
@@ -193,6 +211,237 @@ def contact_advice(table: pd.DataFrame, top: int = 3, *, population: str = "audi
         f"Contact the best-scoring {label} {names}: {numbers} Tied scores or a small {population} "
         f"left some deciles empty: these are the fewest best deciles that hold at least "
         f"{top / 10:.0%} of the {population}."
+    )
+
+
+# ---- the contact budget -----------------------------------------------------------------------
+# The share the top 3 deciles hold: the advice every report gave before budgets existed.
+DEFAULT_CONTACT_BUDGET = "30%"
+_COUNT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:_\d+)*")  # 500, 1,000, 1_000
+_SHARE = re.compile(r"(\d+(?:\.\d+)?)\s*%")  # 30%, 2.5 %
+
+
+@dataclass(frozen=True)
+class ContactRule:
+    """Whom to contact: the ``count`` best-scoring treatment users, or the best ``share``
+    (0 < share <= 1) of the treatment group. ``text`` is the budget as written."""
+
+    text: str
+    count: int | None = None
+    share: float | None = None
+
+    def contacts(self, eligible: int) -> int:
+        """How many of ``eligible`` treatment users to contact: never more than there are;
+        a share rounds to the nearest user, and contacts at least one when there is one."""
+        if eligible <= 0:
+            return 0
+        if self.count is not None:
+            return min(self.count, eligible)
+        wanted = math.floor((self.share or 0.0) * eligible + 0.5)
+        return min(eligible, max(1, wanted))
+
+    def describe(self) -> str:
+        """The budget in words, e.g. "500 contacts" or "30% of the treatment group"."""
+        if self.count is not None:
+            return f"{self.count:,} contact" + ("" if self.count == 1 else "s")
+        return f"{_percent(self.share or 0.0)} of the treatment group"
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.10g}%"
+
+
+def parse_contact_budget(value: object) -> ContactRule:
+    """A contact budget as a :class:`ContactRule`: a whole number of contacts (``500``,
+    ``"1,000"``) or a share of the treatment group (``"30%"``, up to ``"100%"``).
+
+    Raises :class:`InvalidInputError` (exit code 2) with one line for anything else.
+    """
+    if isinstance(value, ContactRule):
+        return value
+    shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+    problem = (
+        "the contact budget is a number of contacts (e.g. 500) or a share of the treatment "
+        f"group (e.g. 30%), got {shown}"
+    )
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        if isinstance(value, float):
+            problem += ": write a share with a percent sign, e.g. 30%"
+        raise InvalidInputError(problem)
+    text = str(value).strip()
+    if _COUNT.fullmatch(text):
+        count = int(text.replace(",", "").replace("_", ""))
+        if count < 1:
+            raise InvalidInputError(f"{problem}: contact at least 1 user")
+        return ContactRule(text=text, count=count)
+    if match := _SHARE.fullmatch(text):
+        percent = float(match.group(1))
+        if not 0 < percent <= 100:
+            raise InvalidInputError(f"{problem}: a share is above 0% and at most 100%")
+        return ContactRule(text=f"{match.group(1)}%", share=percent / 100)
+    if re.fullmatch(r"-?\d*\.\d+|-\d+", text):
+        raise InvalidInputError(
+            f"{problem}: a number of contacts is a whole number of 1 or more, a share ends "
+            "with a percent sign"
+        )
+    raise InvalidInputError(problem)
+
+
+@dataclass(frozen=True)
+class ContactPlan:
+    """Whom a budget contacts: the ``contacts`` best-scoring of the ``eligible`` treatment
+    users (the audience minus the ``held_out`` control group), and the conversions expected
+    among them (``expected``) and among all treatment users (``eligible_expected``).
+
+    ``exact``: ``expected`` is the sum of the contacted users' own scores (the contact
+    list); otherwise it is estimated from the decile table, assuming the users of a decile
+    that is contacted only in part score alike.
+    """
+
+    rule: ContactRule
+    contacts: int
+    eligible: int
+    held_out: int
+    expected: float
+    eligible_expected: float
+    exact: bool = False
+
+    @property
+    def share(self) -> float:
+        """The contacted share of the treatment group."""
+        return self.contacts / self.eligible if self.eligible else 0.0
+
+    @property
+    def gain(self) -> float:
+        """The share of the treatment group's expected conversions the contacted users hold."""
+        return self.expected / self.eligible_expected if self.eligible_expected else 0.0
+
+    @property
+    def lift(self) -> float:
+        """How many times what contacting as many treatment users at random would reach."""
+        return self.gain / self.share if self.share else 0.0
+
+    def with_exact_expected(self, expected: float) -> ContactPlan:
+        """The plan with ``expected`` summed over the contacted users' own scores."""
+        return replace(self, expected=float(expected), exact=True)
+
+    def advice(self) -> str:
+        """What to do and why, in a few sentences."""
+        if self.eligible == 0:
+            if self.held_out:
+                return (
+                    f"All {self.held_out:,} users of the audience are held out as the control "
+                    "group: there is nobody to contact."
+                )
+            return "No users matched the audience filter: there is nobody to contact."
+        if self.rule.count is not None:
+            why = f"your budget: {self.rule.describe()}"
+            if self.rule.count > self.eligible:
+                why += f", more than the {self.eligible:,} treatment users there are"
+        elif self.rule.text == DEFAULT_CONTACT_BUDGET:
+            why = (
+                f"the default budget: {self.rule.describe()}, the size of the top 3 deciles; "
+                "set your own with contact_budget"
+            )
+        else:
+            why = f"your budget: {self.rule.describe()}"
+        if self.contacts == self.eligible:
+            lead = f"Contact all {self.eligible:,} treatment users ({why})."
+            reach = "They hold every expected conversion of the treatment group"
+            reach += f" ({self.eligible_expected:,.1f})."
+        else:
+            who = (
+                "the best-scoring treatment user"
+                if self.contacts == 1
+                else f"the {self.contacts:,} best-scoring treatment users"
+            )
+            about = "" if self.exact else "about "
+            lead = f"Contact {who} ({why})."
+            reach = (
+                f"They are the best {self.share:.1%} of the {self.eligible:,} treatment users "
+                f"(the top {10 * self.share:.1f} deciles) and hold {about}{self.gain:.1%} of "
+                f"the treatment group's expected conversions ({self.expected:,.1f} of "
+                f"{self.eligible_expected:,.1f}): {self.lift:.2f} times what contacting as "
+                "many users at random would reach."
+            )
+        held = (
+            f" {self.held_out:,} more users of the audience are held out as the control group: "
+            "not contacted, so that the campaign's effect can be measured."
+            if self.held_out
+            else ""
+        )
+        return f"{lead} {reach}{held}"
+
+
+def plan_contacts(
+    table: pd.DataFrame, rule: ContactRule | str | int = DEFAULT_CONTACT_BUDGET
+) -> ContactPlan:
+    """Whom ``rule`` contacts, from a :func:`gains_table` (treatment users only when the
+    table has ``control`` and ``control_expected`` columns): the best deciles in full, then
+    the share of the next one the budget still covers, its expected conversions in
+    proportion (an estimate; :meth:`ContactPlan.with_exact_expected` replaces it by the
+    contact list's own sum)."""
+    rule = parse_contact_budget(rule)
+    rows = table.sort_values(DECILE).to_dict("records") if not table.empty else []
+    treatment = [int(r["users"]) - int(r.get("control", 0) or 0) for r in rows]
+    treatment_expected = [
+        float(r["expected"]) - float(r.get("control_expected", 0.0) or 0.0) for r in rows
+    ]
+    held = sum(int(r.get("control", 0) or 0) for r in rows)
+    eligible = int(sum(treatment))
+    contacts = rule.contacts(eligible)
+    remaining, reached = contacts, 0.0
+    for count, total in zip(treatment, treatment_expected, strict=True):
+        if remaining <= 0:
+            break
+        taken = min(remaining, int(count))
+        reached += total * taken / count if count else 0.0
+        remaining -= taken
+    return ContactPlan(
+        rule=rule,
+        contacts=contacts,
+        eligible=eligible,
+        held_out=held,
+        expected=reached,
+        eligible_expected=float(sum(treatment_expected)),
+    )
+
+
+# A decile of fewer users than this (an audience under about 1,000) says little: whether a
+# few more or fewer of them convert is chance, and its lift swings with each one.
+SMALL_DECILE = 100
+
+
+def small_audience_caveat(table: pd.DataFrame) -> str | None:
+    """A warning, in words, when a :func:`gains_table`'s smallest non-empty decile holds
+    fewer than :data:`SMALL_DECILE` users: how far chance alone can move that decile's
+    conversions (a 95% normal interval) and its lift (one converter more or fewer).
+    None when every decile is large enough, or the audience is empty."""
+    rows = table[table["users"] > 0] if not table.empty else table
+    if rows.empty or int(rows["users"].min()) >= SMALL_DECILE:
+        return None
+    smallest = rows.loc[rows["users"].idxmin()]
+    users = int(smallest["users"])
+    score = float(smallest["mean_score"])
+    margin = 1.96 * math.sqrt(score * (1 - score) / users)
+    low, high = max(0.0, score - margin), min(1.0, score + margin)
+    total = int(rows["users"].sum())
+    overall = float(rows["expected"].sum()) / total
+    step = 1 / users / overall if overall else 0.0
+    fewest, most = int(rows["users"].min()), int(rows["users"].max())
+    sizes = f"{fewest:,}" if fewest == most else f"{fewest:,} to {most:,}"
+    lead = (
+        f"A small audience: {total:,} users, so its deciles hold only {sizes} users each."
+        if total < 10 * SMALL_DECILE
+        else f"Some deciles are small: the smallest holds {users:,} users."
+    )
+    return (
+        f"{lead} Figures for so few people are mostly chance: of the {users:,} users of "
+        f"decile {int(smallest[DECILE])} (average score {score:.2f}), the share who actually "
+        f"convert can land anywhere from {low:.0%} to {high:.0%} (95% of the time), and one "
+        f"converter more or fewer moves its lift by {step:.2f}. Do not rank deciles by lift "
+        f"or trust lifts like {float(rows['lift'].max()):.2f}× at this size: they settle from "
+        f"about {SMALL_DECILE} users per decile (an audience of {10 * SMALL_DECILE:,} or more)."
     )
 
 

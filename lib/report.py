@@ -4,12 +4,16 @@
 
 Notebook 04 ends with :func:`record_run`, which leaves the run's numbers in the notebook as
 one JSON output (the campaign, the run, the model's sha256, the audience, the decile
-aggregates, the timings). :func:`render_report` reads them back, with papermill's own record
-of the run (parameters, start and end time, the failing cell), and writes a page without
-code: the status (on failure, what failed, in one line at the top), the facts with full
-paths and the full sha256, expected conversions, the cumulative gains chart with the
-sentence to act on, and the decile table. Charts are PNG images inside the page and there
-is no script at all: it opens offline, from a mail attachment or a file share.
+aggregates, the contact budget, the timings). :func:`render_report` reads them back, with
+papermill's own record of the run (parameters, start and end time, the failing cell), and
+writes a page without code, for a marketer first: the status (on failure, what failed, in
+one line at the top), the campaign and its audience, a box saying what the scores and
+"expected conversions" mean and do not mean, whom to contact under the campaign's budget
+with a link to the contact list (a CSV beside the report, lib.contacts), a warning when the
+audience is too small for its deciles to mean much, the cumulative gains chart and the
+decile table, the drift check; then, folded away, the technical details (paths, the model's
+sha256, Spark, the stages' timings). Charts are PNG images inside the page and there is no
+script at all: it opens offline, from a mail attachment or a file share.
 """
 
 from __future__ import annotations
@@ -18,16 +22,19 @@ import argparse
 import base64
 import html
 import io
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pandas as pd
 
-from lib import errors, gains
+from lib import contacts, errors, gains
+from lib.files import atomic_write_bytes, local_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,8 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REPORT_MIME",
+    "ContactOutcome",
     "RunNotebook",
     "build_html",
+    "campaign_label",
+    "contact_plan",
     "read_run",
     "record_run",
     "render_report",
@@ -47,7 +57,16 @@ __all__ = [
 # The JSON output notebook 04 leaves for the report (a vendor MIME type: Jupyter shows the
 # text/plain twin, the report reads the JSON).
 REPORT_MIME = "application/vnd.spark-ml-pipeline.run+json"
-TOP_DECILES = 3  # "contact the top 3 deciles": the sentence the report leads with
+
+# What the model's label is (lib.data draws it; lib.training learns it): the report says so,
+# since a score means no more than the label it was trained on.
+LABEL_MEANING = (
+    "The model learned it from past users' <code>converted</code> label: whether a user "
+    "converted. This project's training data is synthetic (lib.data draws that label from "
+    "the users' own features) and gives it no time window, such as &quot;buys within 30 "
+    "days&quot;: so the scores have none either. Read a score as the chance of converting "
+    "over a period like the one the model learned from, not within a number of days."
+)
 
 
 # ---- in the notebook ---------------------------------------------------------------------------
@@ -58,11 +77,14 @@ def run_payload(
     timings: Mapping[str, float] | None = None,
     *,
     spark_mode: str = "",
+    contact_budget: str | int | gains.ContactRule = gains.DEFAULT_CONTACT_BUDGET,
 ) -> dict[str, Any]:
-    """The run's numbers as JSON: the job's result, per-decile aggregates, histogram, timings.
+    """The run's numbers as JSON: the job's result, per-decile aggregates, histogram, timings
+    and the contact budget (as :func:`lib.gains.parse_contact_budget` reads it).
 
     ``deciles`` needs ``decile`` (or ``score_decile``), ``users`` and ``expected`` (the sum
-    of the scores); ``min_score`` and ``max_score`` are shown when present.
+    of the scores); ``min_score`` and ``max_score`` are shown when present, ``control`` and
+    ``control_expected`` (the held-out users) keep them out of the contacts.
     """
     frame = deciles.rename(columns={"score_decile": gains.DECILE})
     columns = [c for c in (gains.DECILE, *gains.AGGREGATE_COLUMNS) if c in frame.columns]
@@ -73,6 +95,7 @@ def run_payload(
         # Pairs, not a mapping: notebooks are saved with sorted keys, and stages have an order.
         "timings": [[name, round(float(s), 3)] for name, s in (timings or result.timings).items()],
         "spark_mode": spark_mode,
+        "contact_budget": gains.parse_contact_budget(contact_budget).text,
         "recorded_at": datetime.now().astimezone().isoformat(timespec="seconds"),
     }
 
@@ -84,11 +107,14 @@ def record_run(
     timings: Mapping[str, float] | None = None,
     *,
     spark_mode: str = "",
+    contact_budget: str | int | gains.ContactRule = gains.DEFAULT_CONTACT_BUDGET,
 ) -> dict[str, Any]:
     """Leave the run's numbers in the executed notebook for :func:`render_report`."""
     from IPython.display import display
 
-    payload = run_payload(result, deciles, histogram, timings, spark_mode=spark_mode)
+    payload = run_payload(
+        result, deciles, histogram, timings, spark_mode=spark_mode, contact_budget=contact_budget
+    )
     text = (
         f"Run {result.run_id} of campaign {result.campaign_id} recorded for the HTML report "
         "(`make score` writes it; `python -m lib.report <executed notebook>` renders it again)"
@@ -115,6 +141,16 @@ class RunNotebook:
     parameters: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
+    # What a run that failed before recording its numbers still tells: the campaign id of
+    # its parameters cells, the name the job printed once it had fetched the campaign.
+    campaign_id: int | None = None
+    campaign_name: str | None = None
+
+
+# papermill's cells: the notebook's defaults ("parameters"), then its overrides.
+_PARAMETER_TAGS = ("parameters", "injected-parameters")
+_CAMPAIGN_ID = re.compile(r"^campaign_id\s*(?::[^=\n]*)?=\s*(\d+)\s*(?:#.*)?$", re.M)
+_LOADED = re.compile(r"Loaded campaign: (.+)")  # lib.job's progress line
 
 
 def read_run(path: Path) -> RunNotebook:
@@ -123,33 +159,138 @@ def read_run(path: Path) -> RunNotebook:
     nb = nbformat.read(path, as_version=4)
     payload: dict[str, Any] | None = None
     error: tuple[str, str] | None = None
+    campaign_id: int | None = None
+    name: str | None = None
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        if set(cell.metadata.get("tags", [])) & set(_PARAMETER_TAGS):
+            for found in _CAMPAIGN_ID.finditer(cell.source):
+                campaign_id = int(found.group(1))  # the overrides come last
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error" and error is None:
                 error = (str(output.get("ename", "")), str(output.get("evalue", "")))
+            if output.get("output_type") == "stream" and name is None:
+                loaded = _LOADED.search(str(output.get("text", "")))
+                name = loaded.group(1).strip() if loaded else None
             data = output.get("data", {})
             if REPORT_MIME in data:
                 payload = dict(data[REPORT_MIME])
     papermill = nb.metadata.get("papermill", {})
+    parameters = dict(papermill.get("parameters", {}))
+    if isinstance(parameters.get("campaign_id"), int):
+        campaign_id = parameters["campaign_id"]
     return RunNotebook(
         path=path,
         payload=payload,
         error=error,
-        parameters=dict(papermill.get("parameters", {})),
+        parameters=parameters,
         started_at=papermill.get("start_time"),
         finished_at=papermill.get("end_time"),
+        campaign_id=campaign_id,
+        campaign_name=name or None,
     )
+
+
+def campaign_label(run: RunNotebook) -> str:
+    """The campaign as a marketer knows it: its name, else "Campaign <id>" (a run that
+    failed before it fetched the campaign), never a question mark."""
+    result = (run.payload or {}).get("result", {})
+    name = result.get("campaign_name") or run.campaign_name
+    campaign_id = result.get("campaign_id", run.campaign_id)
+    if name:
+        return str(name)
+    return f"Campaign {campaign_id}" if campaign_id is not None else "An unknown campaign"
+
+
+def _campaign_fact(run: RunNotebook) -> str:
+    result = (run.payload or {}).get("result", {})
+    name = result.get("campaign_name") or run.campaign_name
+    campaign_id = result.get("campaign_id", run.campaign_id)
+    if name and campaign_id is not None:
+        return f"{html.escape(str(name))} (id {html.escape(str(campaign_id))})"
+    if campaign_id is not None:
+        return (
+            f"Campaign {html.escape(str(campaign_id))} (the run stopped before it read the "
+            "campaign's name)"
+        )
+    return html.escape(campaign_label(run))
+
+
+# ---- whom to contact ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ContactOutcome:
+    """The contact list beside a report, or why there is none."""
+
+    plan: gains.ContactPlan
+    written: contacts.ContactList | None = None
+    problem: str | None = None  # why it could not be written
+    elsewhere: str | None = None  # the predictions are not local: the output table instead
+
+
+def _decile_table(payload: Mapping[str, Any]) -> pd.DataFrame:
+    deciles = pd.DataFrame(payload.get("deciles", []))
+    if deciles.empty:
+        deciles = pd.DataFrame(columns=[gains.DECILE, "users", "expected"])
+    return gains.gains_table(deciles)
+
+
+def _budget(run: RunNotebook) -> tuple[gains.ContactRule, str]:
+    """The run's contact budget, and a note when the recorded one was not understood."""
+    payload = run.payload or {}
+    given = payload.get("contact_budget", run.parameters.get("contact_budget"))
+    if given is None:
+        return gains.parse_contact_budget(gains.DEFAULT_CONTACT_BUDGET), ""
+    try:
+        return gains.parse_contact_budget(given), ""
+    except errors.InvalidInputError as err:
+        rule = gains.parse_contact_budget(gains.DEFAULT_CONTACT_BUDGET)
+        return rule, f"{err}; this report uses the default, {rule.describe()}."
+
+
+def contact_plan(run: RunNotebook) -> gains.ContactPlan | None:
+    """Whom the run's budget contacts, from its decile table (None: no results)."""
+    if run.payload is None or not run.payload.get("result"):
+        return None
+    return gains.plan_contacts(_decile_table(run.payload), _budget(run)[0])
+
+
+def _write_contacts(run: RunNotebook, target: Path) -> ContactOutcome | None:
+    """Write the contact list beside the report ``target``; a list left there by an
+    earlier run of the same name is removed when this run has none."""
+    plan = contact_plan(run)
+    path = contacts.contact_list_path(target)
+    if plan is None or plan.contacts == 0:
+        path.unlink(missing_ok=True)  # no list of this run can be there: only a stale one
+        return None if plan is None else ContactOutcome(plan)
+    result = (run.payload or {}).get("result", {})
+    output = str(result.get("output_path") or "")
+    try:
+        local = local_path(output) if output else None
+    except errors.InvalidInputError as err:
+        return ContactOutcome(plan, problem=str(err))
+    if local is None:
+        return ContactOutcome(plan, elsewhere=output or "the job's output")
+    run_id = result.get("run_id")
+    try:
+        written = contacts.write_contact_list(
+            output, path, plan.contacts, run_id=run_id if isinstance(run_id, int) else None
+        )
+    except (contacts.ContactListError, OSError) as err:
+        return ContactOutcome(plan, problem=str(err))
+    return ContactOutcome(plan.with_exact_expected(written.expected), written=written)
 
 
 def render_report(
     executed: Path, target: Path | None = None, *, exit_code: int | None = None
 ) -> Path:
-    """Write the HTML report of an executed notebook 04 (default: beside it, ``.html``)."""
+    """Write the HTML report of an executed notebook 04 (default: beside it, ``.html``) and
+    its contact list (``<report>_contacts.csv``), each atomically."""
     run = read_run(executed)
     target = target or executed.with_suffix(".html")
-    target.write_text(build_html(run, exit_code=exit_code), encoding="utf-8")
+    outcome = _write_contacts(run, target)
+    page = build_html(run, exit_code=exit_code, contact_list=outcome)
+    atomic_write_bytes(target, page.encode("utf-8"))
     return target
 
 
@@ -181,13 +322,24 @@ def _when(text: str | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
-def _duration(run: RunNotebook) -> str:
+def _seconds(run: RunNotebook) -> float | None:
+    """The run's duration: papermill's clock, from starting the notebook (its kernel) to
+    the end of its last cell. The report's one duration."""
     try:
         start = datetime.fromisoformat(run.started_at or "")
         end = datetime.fromisoformat(run.finished_at or "")
     except ValueError:
-        return ""
-    return f" ({(end - start).total_seconds():,.1f} s)"
+        return None
+    return (end - start).total_seconds()
+
+
+def _duration_fact(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    shown = f"{int(minutes)} min {rest:.0f} s" if minutes else f"{seconds:,.1f} s"
+    return (
+        f"{shown}: the whole run, from starting the notebook to the end of its last step "
+        "(writing this report is not included)"
+    )
 
 
 def _png(fig: Figure) -> str:
@@ -200,8 +352,15 @@ def _gains_chart(table: pd.DataFrame) -> str:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.2))
-    gains.plot_gains(table, fig.subplots(), title="Cumulative gains by decile")
+    ax = gains.plot_gains(table, fig.subplots(), title="Cumulative gains by decile")
+    ax.set(
+        xlabel="Share of the audience contacted (best scores first)",
+        ylabel="Share of the expected conversions reached",
+    )
     return _png(fig)
+
+
+HISTOGRAM_XLABEL = "Score (estimated chance of converting)"
 
 
 def _histogram_chart(bins: Sequence[Mapping[str, Any]]) -> str:
@@ -216,13 +375,14 @@ def _histogram_chart(bins: Sequence[Mapping[str, Any]]) -> str:
         align="edge",
         color="#4C72B0",
     )
-    ax.set(xlabel="prediction_score", ylabel="users", title="Score histogram", xlim=(0, 1))
+    ax.set(xlabel=HISTOGRAM_XLABEL, ylabel="Users", title="How the scores are spread", xlim=(0, 1))
     return _png(fig)
 
 
-def _facts_table(rows: Sequence[tuple[str, str]]) -> str:
+def _facts_table(rows: Sequence[tuple[str, str]], table_id: str = "") -> str:
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<table class="facts">{cells}</table>'
+    attribute = f' id="{table_id}"' if table_id else ""
+    return f'<table{attribute} class="facts">{cells}</table>'
 
 
 def _code(text: Any, element_id: str = "") -> str:
@@ -252,6 +412,9 @@ h1{font-size:1.6rem;margin-bottom:.3rem}h2{font-size:1.2rem;margin-top:2rem;
 border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
 .status{padding:.6rem .9rem;border-radius:6px;font-weight:600;margin:1rem 0}
 .ok{background:#dafbe1;border:1px solid #4ac26b}.failed{background:#ffebe9;border:1px solid #ff8182}
+.box{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.2rem 1rem;margin:1rem 0}
+.box h2{border:none;margin-top:.6rem}.caveat{background:#fff8c5;border:1px solid #d4a72c;
+border-radius:6px;padding:.6rem .9rem}.download{font-weight:600}
 table{border-collapse:collapse;margin:.5rem 0}th,td{padding:.25rem .6rem;text-align:left;
 vertical-align:top}table.facts th{color:#57606a;font-weight:500;white-space:nowrap}
 table.numbers th,table.numbers td{border-bottom:1px solid #eaeef2}
@@ -259,18 +422,23 @@ table.numbers{font-size:.9rem}.scroll{overflow-x:auto}
 table.numbers td{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.9em;
 word-break:break-all}img{max-width:100%;height:auto}.advice{font-size:1.1rem}
-.muted{color:#57606a;font-size:.9rem}
+.muted{color:#57606a;font-size:.9rem}details{margin-top:2rem;border-top:1px solid #d0d7de}
+summary{cursor:pointer;font-size:1.1rem;font-weight:600;padding:.6rem 0}
 """
 
 
-def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
-    """The report page (no scripts, no external resources)."""
+def build_html(
+    run: RunNotebook,
+    *,
+    exit_code: int | None = None,
+    contact_list: ContactOutcome | None = None,
+) -> str:
+    """The report page (no scripts, no external resources). ``contact_list``: the list
+    :func:`render_report` wrote beside it (without it, the page names no file)."""
     code = _exit_code(run) if exit_code is None else exit_code
     payload = run.payload or {}
     result: dict[str, Any] = payload.get("result", {})
-    campaign_id = result.get("campaign_id", run.parameters.get("campaign_id", "?"))
-    name = result.get("campaign_name")
-    title = f"Run report · {name}" if name else f"Run report · campaign {campaign_id}"
+    title = f"Run report · {campaign_label(run)}"
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -280,49 +448,43 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
     ]
     if code:
         parts.append(
-            f'<p id="status" class="status failed">❌ Failed: '
+            '<p id="status" class="status failed">Failed: '
             f"{html.escape(_failure_line(run, code))}</p>"
         )
     elif run.payload is None:  # never executed, or cut off (a dead kernel, a timeout, a kill)
         parts.append(
-            '<p id="status" class="status failed">⚠️ Incomplete: the run did not reach its '
+            '<p id="status" class="status failed">Incomplete: the run did not reach its '
             "last cell, so there are no results to show; the executed notebook may say why.</p>"
         )
     else:
-        parts.append('<p id="status" class="status ok">✅ Succeeded</p>')
+        parts.append('<p id="status" class="status ok">Succeeded</p>')
 
     audience = int(result.get("audience_size", 0) or 0)
     input_rows = int(result.get("input_rows", 0) or 0)
-    deciles = pd.DataFrame(payload.get("deciles", []))
-    table = (
-        gains.gains_table(deciles)
-        if not deciles.empty
-        else gains.gains_table(pd.DataFrame(columns=[gains.DECILE, "users", "expected"]))
-    )
+    table = _decile_table(payload)
     expected = float(table["expected"].sum()) if not table.empty else 0.0
+    mean = result.get("mean_score")
+    seconds = _seconds(run)
     facts: list[tuple[str, str]] = [
-        ("Campaign", f"{html.escape(str(name or '?'))} (id {html.escape(str(campaign_id))})"),
-        ("Run", html.escape(str(result.get("run_id", "not recorded")))),
+        ("Campaign", _campaign_fact(run)),
         ("Status", "succeeded" if not code else f"failed (exit code {code})"),
-        (
-            "Time",
-            html.escape(f"{_when(run.started_at)} → {_when(run.finished_at)}{_duration(run)}"),
-        ),
+        ("Time", html.escape(f"{_when(run.started_at)} → {_when(run.finished_at)}")),
     ]
+    if seconds is not None:
+        facts.append(("Duration", html.escape(_duration_fact(seconds))))
     if result:
         share = result.get("audience_share", 0.0) or 0.0
-        mean = result.get("mean_score")
         facts += [
             ("Audience filter", _code(result.get("audience_filter") or "(none: every user)")),
-            ("Model", _code(result.get("model_path"))),
-            ("Model sha256", _code(result.get("model_sha256"), "sha256")),
-            ("Input", f"{_code(result.get('input_path'))}: {input_rows:,} users"),
             *(
                 [("Snapshot date", html.escape(str(result["as_of"])))]
                 if result.get("as_of")
                 else []
             ),
-            ("Audience", f"{audience:,} users ({share:.1%} of the input)"),
+            (
+                "Audience",
+                f"{audience:,} users ({share:.1%} of the {input_rows:,} users in the input)",
+            ),
             (
                 "Held out",
                 f"{int(result.get('control_size') or 0):,} users: the control group "
@@ -332,26 +494,30 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
             (
                 "Expected conversions",
                 f"{expected:,.1f}"
-                + (f" (mean score {mean:.3f})" if isinstance(mean, float) else ""),
+                + (f" (average score {mean:.3f})" if isinstance(mean, float) else "")
+                + ": how many of these users the model expects to convert, contacted or not",
             ),
-            ("Predictions", _code(result.get("output_path"), "output-path")),
         ]
-        if payload.get("spark_mode"):
-            facts.append(("Spark", html.escape(str(payload["spark_mode"]))))
-        if result.get("scoring_path"):
-            facts.append(("Scoring path", html.escape(str(result["scoring_path"]))))
-    facts.append(("Executed notebook", _code(run.path.absolute())))
     parts.append(_facts_table(facts))
 
     if result:
+        parts.append(_plain_language(expected, audience, mean))
         parts.append("<h2>Whom to contact</h2>")
-        advice = gains.contact_advice(table, TOP_DECILES)
-        parts.append(f'<p id="advice" class="advice">{html.escape(advice)}</p>')
+        outcome = contact_list or ContactOutcome(gains.plan_contacts(table, _budget(run)[0]))
+        parts.append(f'<p id="advice" class="advice">{html.escape(outcome.plan.advice())}</p>')
+        note = _budget(run)[1]
+        if note:
+            parts.append(f'<p class="muted">{html.escape(note)}</p>')
+        if contact_list is not None:
+            parts.append(_contact_list_html(contact_list))
+        caveat = gains.small_audience_caveat(table)
+        if caveat:
+            parts.append(f'<p id="small-audience" class="caveat">{html.escape(caveat)}</p>')
         parts.append(
-            '<p class="muted">A score is the model\'s probability that the user converts, so '
-            "the sum of the scores is the number of conversions to expect. The curve shows the "
-            "share of them the best-scoring deciles hold; the dashed line is contacting users "
-            "at random. Lift: how many times the random rate a decile converts at.</p>"
+            '<p class="muted">The curve shows the share of the expected conversions the '
+            "best-scoring deciles hold; the dashed line is contacting users at random. "
+            "Lift: how many times the audience's average score a decile's average score is "
+            "(1.00: no better than random).</p>"
         )
         parts.append(
             '<img id="gains-chart" alt="Cumulative gains by decile" '
@@ -365,22 +531,107 @@ def build_html(run: RunNotebook, *, exit_code: int | None = None) -> str:
         parts.extend(_drift_section(result))
         bins = payload.get("histogram") or []
         if bins:
-            parts.append("<h2>Score histogram</h2>")
+            parts.append("<h2>How the scores are spread</h2>")
             parts.append(
-                '<img id="histogram" alt="Score histogram" '
+                '<img id="histogram" alt="How the scores are spread: users by score" '
                 f'src="data:image/png;base64,{_histogram_chart(bins)}">'
             )
-        timings = dict(payload.get("timings") or [])
-        if timings:
-            parts.append("<h2>Where the time went</h2>")
-            frame = pd.DataFrame(
-                {"seconds": [f"{float(s):,.3f}" for s in timings.values()]},
-                index=pd.Index(list(timings), name="stage"),
-            )
-            parts.append(_frame_html(frame, "timings"))
-            total = sum(float(s) for s in timings.values())
-            parts.append(f'<p class="muted">Total: {total:,.3f} s (wall clock).</p>')
+    parts.append(_technical_details(run, payload, result, seconds))
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _plain_language(expected: float, audience: int, mean: Any) -> str:
+    """What the scores and expected conversions mean and do not mean, with a baseline."""
+    baseline = (
+        f"<li><b>Baseline.</b> The audience's average score is {mean:.3f}: picking users at "
+        f"random, about {100 * mean:.0f} in 100 would convert. A decile's lift compares its "
+        "average score with this one.</li>"
+        if isinstance(mean, float)
+        else ""
+    )
+    return (
+        '<section id="plain-language" class="box"><h2>What these numbers mean</h2><ul>'
+        "<li><b>A score</b> is the model's estimated probability that a user converts (their "
+        "propensity): 0.25 means about a 1 in 4 chance. "
+        f"{LABEL_MEANING}</li>"
+        f"<li><b>Expected conversions</b> ({expected:,.1f} here) is the sum of the {audience:,} "
+        "users' scores: how many of them the model expects to convert <em>whether or not they "
+        "are contacted</em>. It is <em>not</em> the effect of the campaign: what contacting "
+        "changes is measured afterwards, by comparing the contacted users with the control "
+        "group that was held out (notebook 06).</li>"
+        f"{baseline}</ul></section>"
+    )
+
+
+def _contact_list_html(outcome: ContactOutcome) -> str:
+    if outcome.written is not None:
+        written = outcome.written
+        return (
+            f'<p class="download"><a id="contact-list" href="{quote(written.path.name)}" '
+            f'download="{html.escape(written.path.name)}">Download the contact list</a> '
+            f"(CSV, {written.contacts:,} users, beside this report: "
+            f"{_code(written.path.name)})</p>"
+            '<p class="muted">One row per user to contact, best score first: <b>rank</b> (1 = '
+            "the best score), <b>user_id</b>, <b>score</b> (the estimated chance of "
+            "converting, 0 to 1) and <b>decile</b> (1 = the best-scoring tenth of the "
+            "audience). Treatment users only: the control group is never in it.</p>"
+        )
+    if outcome.elsewhere is not None:
+        return (
+            '<p id="contact-list-elsewhere">The contact list is in the output table, '
+            f"{_code(outcome.elsewhere)}: its treatment users (<code>group</code> = "
+            "<code>treatment</code>) with the highest <code>prediction_score</code>, the first "
+            f"{outcome.plan.contacts:,}. This report writes a list only for predictions "
+            "written to a local folder.</p>"
+        )
+    if outcome.problem is not None:
+        return (
+            '<p id="contact-list-missing" class="caveat">The contact list could not be '
+            f"written: {html.escape(outcome.problem)}.</p>"
+        )
+    return ""
+
+
+def _technical_details(
+    run: RunNotebook, payload: Mapping[str, Any], result: Mapping[str, Any], seconds: float | None
+) -> str:
+    """Paths, the model's checksum, Spark, the stages' timings: folded away by default."""
+    facts: list[tuple[str, str]] = []
+    if result:
+        facts += [
+            ("Run", html.escape(str(result.get("run_id", "not recorded")))),
+            ("Model", _code(result.get("model_path"))),
+            ("Model sha256", _code(result.get("model_sha256"), "sha256")),
+            ("Input", _code(result.get("input_path"))),
+            ("Predictions", _code(result.get("output_path"), "output-path")),
+        ]
+        if payload.get("spark_mode"):
+            facts.append(("Spark", html.escape(str(payload["spark_mode"]))))
+        if result.get("scoring_path"):
+            facts.append(("Scoring path", html.escape(str(result["scoring_path"]))))
+    if run.parameters:
+        shown = ", ".join(f"{k} = {v!r}" for k, v in run.parameters.items())
+        facts.append(("Parameters", _code(shown)))
+    facts.append(("Executed notebook", _code(run.path.absolute())))
+    parts = [
+        '<details id="technical"><summary>Technical details</summary>',
+        _facts_table(facts, "technical-facts"),
+    ]
+    timings = dict(payload.get("timings") or [])
+    if timings:
+        frame = pd.DataFrame(
+            {"seconds": [f"{float(s):,.3f}" for s in timings.values()]},
+            index=pd.Index(list(timings), name="stage"),
+        )
+        whole = f" of the run's {seconds:,.1f} s" if seconds is not None else ""
+        parts.append(
+            f'<p class="muted">Where the time went: the stages the notebook waited for, in '
+            f"order. They are parts{whole}; the rest is starting the notebook and its own "
+            "steps between them.</p>"
+        )
+        parts.append(_frame_html(frame, "timings"))
+    parts.append("</details>")
     return "\n".join(parts)
 
 

@@ -1,7 +1,7 @@
 """The production runner: notebook 04 under papermill for one campaign, then an HTML report.
 
     python -m lib.runner --campaign-id 1 [--config-api-url URL] [--input P] [--output P]
-                         [--engine spark|local] [--as-of YYYY-MM-DD]
+                         [--engine spark|local] [--as-of YYYY-MM-DD] [--contact-budget 500|30%]
     python -m lib.runner --campaign-id 1 --backfill 2026-12-01..2026-12-07 [--force]
 
 A backfill runs each date of the range in order (that date's snapshot, into that date's
@@ -74,10 +74,19 @@ def score(
     name: str | None = None,
     engine: str = "spark",
     as_of: date | None = None,
+    contact_budget: str | None = None,
 ) -> tuple[int, Path, Path | None]:
-    """Run notebook 04; returns (exit code, executed notebook, HTML report)."""
+    """Run notebook 04; returns (exit code, executed notebook, HTML report).
+
+    ``contact_budget`` (lib.gains: ``500`` users or ``30%`` of the treatment group; None:
+    the notebook's default) is checked first: a bad one raises InvalidInputError, nothing run.
+    """
     import papermill as pm
 
+    if contact_budget is not None:
+        from lib.gains import parse_contact_budget
+
+        contact_budget = parse_contact_budget(contact_budget).text
     settings = get_settings()
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -93,6 +102,8 @@ def score(
         parameters["output_path"] = output_path
     if as_of:
         parameters["as_of"] = as_of.isoformat()
+    if contact_budget is not None:
+        parameters["contact_budget"] = contact_budget
     if engine != "spark":  # "local": no Spark at all (the floor of bench.teaching_run)
         parameters["engine"] = engine
     else:
@@ -170,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force", action="store_true", help="with --backfill: re-run dates that succeeded"
     )
+    parser.add_argument(
+        "--contact-budget",
+        default=None,
+        metavar="500|30%",
+        help="whom the report says to contact: that many best-scoring treatment users, or "
+        "that share of them (default: notebook 04's, 30%%)",
+    )
     return parser
 
 
@@ -214,6 +232,7 @@ def backfill(args: argparse.Namespace) -> int:
             config_api_url=args.config_api_url,
             engine=args.engine,
             as_of=day,
+            contact_budget=args.contact_budget,
         )
         _show(executed, html)
         if code:
@@ -230,6 +249,10 @@ def _show(executed: Path, html: Path | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.contact_budget is not None:  # a bad budget: one line, exit 2, before any work
+        from lib.gains import parse_contact_budget
+
+        parse_contact_budget(args.contact_budget)
     if args.force and not args.backfill:
         build_parser().error("--force goes with --backfill")
     if args.backfill:
@@ -243,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output_path=args.output,
         engine=args.engine,
         as_of=args.as_of,
+        contact_budget=args.contact_budget,
     )
     _show(executed, html)
     return code

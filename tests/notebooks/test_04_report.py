@@ -14,7 +14,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from lib import report, schema
+from lib import gains, report, schema
 from lib.api_server import free_port
 from tests.conftest import ScoredRun
 from tests.helpers import project_env, python_module
@@ -69,12 +69,21 @@ def test_make_score_is_quiet_and_writes_a_report(project: Project, scored_run: S
     assert f'<code id="output-path">{output}</code>' in page
     scores = pd.read_parquet(output)[schema.SCORE]
     assert f"Expected conversions</th><td>{scores.sum():,.1f}" in page
-    assert "Contact the top 3 deciles" in page and "✅ Succeeded" in page
+    assert '<p id="status" class="status ok">Succeeded</p>' in page
+    assert "(the default budget: 30% of the treatment group, the size of the top 3 deciles" in page
     # The holdout: the advice counts treatment users only and says who is held out, and why.
     frame = pd.read_parquet(output)
     held = int((frame[schema.GROUP] == "control").sum())
     assert held > 0 and f"{held:,} users: the control group" in page
     assert "held out as the control group: not contacted" in page
+    # The contact list beside the report: the default budget's best treatment users.
+    listed = pd.read_csv(html_path.with_name(f"{html_path.stem}_contacts.csv"))
+    treatment = frame[frame[schema.GROUP] == "treatment"]
+    best = treatment.sort_values([schema.SCORE, schema.USER_ID], ascending=[False, True])
+    assert len(listed) == gains.parse_contact_budget("30%").contacts(len(treatment)) > 0
+    assert listed["user_id"].tolist() == best[schema.USER_ID].head(len(listed)).tolist()
+    assert f"Contact the {len(listed):,} best-scoring treatment users" in page
+    assert f'href="{html_path.stem}_contacts.csv"' in page
     assert 'id="drift-summary"' in page and "Population stability index" in page
     assert "run_job(" not in page and "build_spark" not in page  # no code cells
 
