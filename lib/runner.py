@@ -242,8 +242,12 @@ def backfill(args: argparse.Namespace) -> int:
 
 
 def _show(executed: Path, html: Path | None) -> None:
+    from lib.contacts import contact_list_path
+
     print(f"📓 Executed notebook: {executed}")
     if html is not None:
+        if contact_list_path(html).exists():  # whom the report says to contact, for a marketer
+            print(f"📇 Contact list: {contact_list_path(html)}")
         print(f"📄 Run report: {html}")
 
 

@@ -109,6 +109,8 @@ def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
+    from lib.contacts import contact_list_path
+
     settings = get_settings()
     output = settings.prediction_path(campaign_id).absolute()
     from lib.drift import band
@@ -138,6 +140,9 @@ def summarise(campaign_id: int, executed: Path, html: Path | None) -> None:
     print(f"Notebook:   {executed.absolute()}")
     if html:
         print(f"Report:     {html.absolute()}")
+        contacts = contact_list_path(html)
+        if contacts.exists():  # the treatment users the report says to contact
+            print(f"Contacts:   {contacts.absolute()}")
     print(
         "Next: `make lab`: it starts the config API and Spark Connect in the background "
         "(`make up`; the demo's API has stopped), then JupyterLab; open "

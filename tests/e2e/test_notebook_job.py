@@ -168,9 +168,12 @@ def test_make_demo_runs_end_to_end_twice(tmp_path: Path) -> None:
         "Audience:",
         "Mean score:",
         "Report:",
+        "Contacts:",
         "🛑 Config API stopped",
     ):
         assert text in first.stdout, text
+    contacts = tmp_path / "output" / "runs" / "demo_campaign_1_contacts.csv"
+    assert f"Contacts:   {contacts}" in first.stdout
     predictions = pd.read_parquet(tmp_path / "output" / "predictions_campaign_1.parquet")
     users = pd.read_parquet(tmp_path / "data" / "sample_users.parquet")
     assert len(users) == 1_000
