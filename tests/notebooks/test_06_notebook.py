@@ -34,7 +34,14 @@ def test_notebook_06_recovers_the_simulated_effect_within_its_interval(
     )
     parameters = {"campaign_id": campaign_id, "users_path": str(users)}
     with executed_notebook("06_campaign_effect.ipynb", parameters) as tb:
-        assert tb.value("recovered") is True
+        # The notebook's 95% interval misses the truth in 1 run of 20 by design, and the
+        # holdout depends on the campaign id (the suite's order): the test allows 4 standard
+        # errors (a miss in about 1 of 16,000) and checks the notebook's own verdict agrees.
+        estimate, truth = tb.value("lift.uplift"), tb.value("true_uplift")
+        low, high = tb.value("lift.low"), tb.value("lift.high")
+        standard_error = (high - low) / (2 * 1.959964)
+        assert abs(estimate - truth) <= 4 * standard_error, (estimate, truth, standard_error)
+        assert tb.value("recovered") is (low <= truth <= high)
         assert tb.value("lift.significant") is True
         assert tb.value("lift.uplift") > 0
         held = int((pd.read_parquet(output)[schema.GROUP] == "control").sum())
