@@ -38,7 +38,9 @@ One module per concern:
 - :mod:`~lib.audience.spark_form`, :mod:`~lib.audience.ibis_form`,
   :mod:`~lib.audience.arrow_form`: the compiled forms (a PySpark Column, an Ibis expression,
   a pyarrow compute expression for Python code that reads Parquet itself);
-- :mod:`~lib.audience.preview`: counts and samples through Ibis (DuckDB or PySpark).
+- :mod:`~lib.audience.preview`: counts and samples through Ibis (DuckDB or PySpark);
+- :mod:`~lib.audience.messages`: the one place a refusal becomes the marketer's message
+  (helped by :mod:`~lib.audience.diagnose`, which names the first misplaced word).
 
 ``import lib.audience`` stays light: sqlglot, pyspark and ibis load on first use.
 """
@@ -56,6 +58,7 @@ from lib.audience.check import (
     parse_filter,
 )
 from lib.audience.ibis_form import to_ibis
+from lib.audience.messages import LANGUAGE_PAGE
 from lib.audience.preview import AudiencePreview, preview_audience, preview_parquet
 from lib.audience.spark_form import to_spark_column
 from lib.audience.stored import StoredFilter, StoredType, for_stored
@@ -73,6 +76,7 @@ from lib.audience.tree import (
 )
 
 __all__ = [
+    "LANGUAGE_PAGE",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_FILTER_LENGTH",

@@ -51,6 +51,17 @@ def test_preview_refuses_a_hostile_filter(client: TestClient, users: pd.DataFram
     assert "function calls" in response.text
 
 
+def test_preview_refusal_says_what_to_change_and_points_at_the_language(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    response = client.post("/audience/preview", json={"audience_filter": "country = UK"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "audience_filter"]
+    assert error["msg"].startswith("put text values in single quotes: `country = 'UK'`")
+    assert error["msg"].endswith("(see /filter-language)")
+
+
 def test_preview_without_users_data_is_404(client: TestClient) -> None:
     response = client.post("/audience/preview", json={"audience_filter": "age > 3"})
     assert response.status_code == 404

@@ -135,6 +135,7 @@ def test_delete_removes_the_campaign_and_its_runs(client: TestClient) -> None:
         ({"features": SEED_BODY["features"][:4]}, "missing ['days_since_last_purchase']"),
         ({"audience_filter": "reflect('java.lang.Runtime', 'exec', 'id')"}, "function calls"),
         ({"audience_filter": "salary > 3"}, "unknown column 'salary'"),
+        ({"audience_filter": "country = UK"}, "put text values in single quotes"),
         ({"audience_filter": "x" * 2001}, "at most 2000 characters"),
         ({"unexpected": 1}, "Extra inputs are not permitted"),
     ],
@@ -146,6 +147,23 @@ def test_invalid_fields_are_422_with_a_message(
     assert response.status_code == 422
     assert message in error_text(response)
     assert client.get("/campaigns/").json() == []
+
+
+def test_a_refused_filter_is_a_422_that_points_at_the_filter_language(
+    client: TestClient,
+) -> None:
+    response = client.post("/campaigns/", json={**SEED_BODY, "audience_filter": "age >= 30 AND"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["type"], error["loc"], error["input"]) == (
+        "audience_filter",
+        ["body", "audience_filter"],
+        "age >= 30 AND",
+    )
+    assert error["msg"] == (
+        "the filter ends with AND: add a condition after it, for example "
+        "`age >= 30 AND country = 'DE'` (see /filter-language)"
+    )
 
 
 def test_missing_required_field_is_422(client: TestClient) -> None:
