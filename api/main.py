@@ -30,7 +30,7 @@ from api.limits import (
     validation_errors,
 )
 from api.migrate import SCHEMA_ERRORS, ensure_schema, first_line, shown_url
-from api.routes import audience, campaigns
+from api.routes import audience, campaigns, filter_language
 from api.schemas import Health, Message
 from api.validation import CampaignValidationError
 
@@ -101,6 +101,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SchemaCheckMiddleware)
     app.include_router(campaigns.router)
     app.include_router(audience.router)
+    app.include_router(filter_language.router)
     add_docs(app)
 
     @app.exception_handler(HTTPException)

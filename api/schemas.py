@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from api.limits import excerpt
 from api.models import Malformed
-from lib.audience import MAX_FILTER_LENGTH, parse_filter
+from lib.audience import LANGUAGE_PAGE, MAX_FILTER_LENGTH, parse_filter
 from lib.contract import (
     ACTIVE_RUN_STATUSES,
     AS_OF_DESCRIPTION,
@@ -186,6 +186,20 @@ class Message(BaseModel):
     detail: str
 
 
+FILTER_DESCRIPTION = (
+    "A condition on user columns, such as `country = 'DE' AND age >= 30`; empty or null "
+    f"targets every user. The filter language (columns, operators, examples): "
+    f"GET {LANGUAGE_PAGE} (JSON: {LANGUAGE_PAGE}.json). A refused filter's message says what "
+    "to change and points there too."
+)
+WARNINGS_DESCRIPTION = (
+    "Advice that never blocks: one sentence per text value the filter compares with "
+    "(`=`, `!=`, `IN`) that no user in the server's users data has, such as `country = 'UK'` "
+    "where the data says `GB`, with the values the data holds. Empty when every value occurs "
+    "or there is no users data. Answered, never stored."
+)
+
+
 def _check_filter(value: str | None) -> str | None:
     if value is None:
         return None
@@ -215,9 +229,7 @@ class CampaignBase(BaseModel):
         description="A registered artifact in the model directory (see models/registry.json).",
     )
     audience_filter: AudienceText | None = Field(
-        default=None,
-        examples=["country='US' AND age > 25"],
-        description="Condition on user columns; empty or null targets every user.",
+        default=None, examples=["country='US' AND age > 25"], description=FILTER_DESCRIPTION
     )
     features: Features = Field(
         examples=[
@@ -248,7 +260,7 @@ class CampaignUpdate(BaseModel):
 
     name: Name | None = None
     model_path: ModelPath | None = None
-    audience_filter: AudienceText | None = None
+    audience_filter: AudienceText | None = Field(default=None, description=FILTER_DESCRIPTION)
     features: Features | None = None
     is_active: StrictBool | None = None
     holdout_share: HoldoutShare | None = Field(default=None, description=HOLDOUT_DESCRIPTION)
@@ -269,6 +281,12 @@ class CampaignUpdate(BaseModel):
 
 class CampaignPublic(CampaignFields):
     model_config = ConfigDict(from_attributes=True)
+
+
+class CampaignSaved(CampaignPublic):
+    """A campaign as create and update answer it: the stored fields, and warnings."""
+
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_DESCRIPTION)
 
 
 STALE_DESCRIPTION = (
@@ -352,7 +370,7 @@ class AudiencePreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     audience_filter: AudienceText | None = Field(
-        default=None, examples=["country='US' AND age > 25"]
+        default=None, examples=["country='US' AND age > 25"], description=FILTER_DESCRIPTION
     )
     sample_size: Annotated[StrictInt, Field(ge=0, le=50)] = 5
 
@@ -366,6 +384,59 @@ class AudiencePreviewPublic(BaseModel):
     matching_users: int
     share: float
     sample: list[dict[str, int | float | str | None]]
+    warnings: list[str] = Field(default_factory=list, description=WARNINGS_DESCRIPTION)
+    message: str | None = Field(
+        default=None, description="Said when the filter selects nobody in the current data."
+    )
+
+
+class FilterColumn(BaseModel):
+    """A column a filter may read."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    type: Literal["text", "whole number", "decimal number"]
+    example: str = Field(description="A filter on this column that the API accepts.")
+    values: list[str] | None = Field(
+        description="A text column's distinct values in the server's users data (null: not "
+        "text, no data, or too many values to list)."
+    )
+
+
+class FilterOperator(BaseModel):
+    """An operator or keyword, with every spelling the API accepts."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    form: str
+    spellings: list[str]
+    meaning: str
+    example: str = Field(description="A filter using it that the API accepts.")
+
+
+class FilterExample(BaseModel):
+    """A whole filter and what it selects."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    filter: str
+    meaning: str
+
+
+class FilterLanguage(BaseModel):
+    """The audience filter language, generated from the checker the API validates with."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    summary: str
+    columns: list[FilterColumn]
+    operators: list[FilterOperator]
+    values: list[str] = Field(description="How text and numbers are written.")
+    examples: list[FilterExample]
+    not_allowed: list[str]
+    limits: dict[str, int]
+    reference: str
 
 
 PublicT = TypeVar("PublicT", bound=BaseModel)

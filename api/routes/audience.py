@@ -3,6 +3,10 @@
 The users Parquet is server-side data: a missing file is a 404 (generate it), and a file
 that cannot be read or does not fit the filter's columns is a 503 naming the file, never
 a 500: the client's request is fine, the server's data is not.
+
+Answers also carry ``warnings`` (text values the filter compares with that no user has:
+``'UK'`` where the data says ``GB``) and, when the filter selects nobody, a ``message``.
+Campaign creation and updates answer the same warnings (:func:`filter_warnings`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pydantic import ValidationError
 from api.deps import SettingsDep
 from api.limits import MAX_MESSAGE_CHARS, StrictJSONRoute
 from api.schemas import AudiencePreviewPublic, AudiencePreviewRequest, Message
-from lib.audience import AudiencePreview, parse_filter, preview_parquet
+from lib.audience import AudiencePreview, parse_filter, preview_parquet, value_warnings
 from lib.errors import AudienceFilterError
 from lib.settings import Settings
 
@@ -63,9 +67,33 @@ def audience_preview(
             matching_users=preview.matching_users,
             share=preview.share,
             sample=_json_safe(preview),
+            warnings=value_warnings(audience, users),
+            message=_nobody(preview),
         )
     except ValidationError as err:  # e.g. a date or binary column the answer cannot hold
         raise _unreadable(users, err) from None
+
+
+def filter_warnings(audience_filter: str | None, settings: Settings) -> list[str]:
+    """Warnings for a campaign's filter on the server's users data: advice, never a refusal.
+
+    A stored filter the checker refuses (written around the API) has none: reading the
+    campaign's audience says what is wrong with it.
+    """
+    try:
+        audience = parse_filter(audience_filter)
+    except AudienceFilterError:
+        return []
+    return value_warnings(audience, settings.users_path)
+
+
+def _nobody(preview: AudiencePreview) -> str | None:
+    """A plain sentence when the filter selects no one (None otherwise)."""
+    if preview.matching_users:
+        return None
+    if not preview.total_users:
+        return "The users data holds no users, so this filter selects nobody."
+    return f"This filter selects nobody in the current data (0 of {preview.total_users} users)."
 
 
 def _unreadable_errors() -> tuple[type[Exception], ...]:

@@ -18,12 +18,13 @@ from api import crud
 from api.deps import SessionDep, SettingsDep
 from api.limits import StrictJSONRoute
 from api.models import CampaignRow, RunRow
-from api.routes.audience import BAD_STORED_FILTER, USERS_DATA, audience_preview
+from api.routes.audience import BAD_STORED_FILTER, USERS_DATA, audience_preview, filter_warnings
 from api.run_states import RunTransitionError
 from api.schemas import (
     AudiencePreviewPublic,
     CampaignCreate,
     CampaignPublic,
+    CampaignSaved,
     CampaignUpdate,
     MalformedRowError,
     Message,
@@ -38,6 +39,7 @@ from api.schemas import (
 )
 from api.validation import check_model_and_features
 from lib.contract import MAX_ID, campaign_not_found
+from lib.settings import Settings
 
 log = logging.getLogger("api")
 
@@ -138,6 +140,13 @@ def _run_public(run: RunRow, changes: dict[str, Any] | None = None) -> RunPublic
         raise _malformed(err) from None
 
 
+def _saved(campaign: CampaignRow, settings: Settings) -> CampaignSaved:
+    """The saved campaign with warnings about its filter on the users data (not stored)."""
+    public = _campaign_public(campaign)
+    warnings = filter_warnings(public.audience_filter, settings)
+    return CampaignSaved.model_validate({**public.model_dump(), "warnings": warnings})
+
+
 def _readable(rows: Sequence[Any], public: type[PublicT], what: str) -> tuple[list[PublicT], int]:
     """The rows that read as ``public``; malformed ones are logged and left out."""
     readable = []
@@ -167,14 +176,17 @@ def _refused(err: crud.ConstraintError) -> HTTPException:
 
 @router.post(
     "/",
-    response_model=CampaignPublic,
+    response_model=CampaignSaved,
     status_code=201,
     responses={**CONFLICT, 201: {"links": CAMPAIGN_LINKS}},
 )
 def create_campaign(
     campaign_in: CampaignCreate, session: SessionDep, settings: SettingsDep
-) -> CampaignPublic:
-    """Create a campaign; the model must be registered and the features must be its inputs."""
+) -> CampaignSaved:
+    """Create a campaign; the model must be registered and the features must be its inputs.
+
+    `warnings` lists the filter's text values that no user has (the campaign is created all
+    the same)."""
     check_model_and_features(campaign_in.model_path, campaign_in.features, settings.model_dir)
     try:
         campaign = crud.create_campaign(session=session, campaign_in=campaign_in)
@@ -182,7 +194,7 @@ def create_campaign(
         raise _duplicate(err) from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
-    return _campaign_public(campaign)
+    return _saved(campaign, settings)
 
 
 @router.get("/", response_model=list[CampaignPublic], responses={200: {"headers": LIST_HEADERS}})
@@ -211,16 +223,18 @@ def read_campaign(campaign_id: CampaignId, session: SessionDep) -> CampaignPubli
     return _campaign_public(_get_or_404(session, campaign_id))
 
 
-@router.put("/{campaign_id}", response_model=CampaignPublic, responses={**NOT_FOUND, **CONFLICT})
+@router.put("/{campaign_id}", response_model=CampaignSaved, responses={**NOT_FOUND, **CONFLICT})
 def update_campaign(
     campaign_id: CampaignId,
     campaign_in: CampaignUpdate,
     session: SessionDep,
     settings: SettingsDep,
-) -> CampaignPublic:
+) -> CampaignSaved:
     """Change the given fields; the result is validated as a whole (model and features agree).
 
-    A malformed stored row can be repaired by sending the fields that are wrong."""
+    A malformed stored row can be repaired by sending the fields that are wrong. `warnings`
+    lists the resulting filter's text values that no user has (the change is saved all the
+    same)."""
     campaign = _get_or_404(session, campaign_id)
     changes = campaign_in.model_dump(exclude_unset=True)
     result = _campaign_public(campaign, changes)  # what the row would be: 409 if malformed
@@ -236,7 +250,7 @@ def update_campaign(
         raise _duplicate(err) from None
     except crud.ConstraintError as err:
         raise _refused(err) from None
-    return _campaign_public(campaign)
+    return _saved(campaign, settings)
 
 
 @router.delete("/{campaign_id}", status_code=204, responses=NOT_FOUND)

@@ -38,7 +38,12 @@ One module per concern:
 - :mod:`~lib.audience.spark_form`, :mod:`~lib.audience.ibis_form`,
   :mod:`~lib.audience.arrow_form`: the compiled forms (a PySpark Column, an Ibis expression,
   a pyarrow compute expression for Python code that reads Parquet itself);
-- :mod:`~lib.audience.preview`: counts and samples through Ibis (DuckDB or PySpark).
+- :mod:`~lib.audience.preview`: counts and samples through Ibis (DuckDB or PySpark);
+- :mod:`~lib.audience.messages`: the one place a refusal becomes the marketer's message
+  (helped by :mod:`~lib.audience.diagnose`, which names the first misplaced word);
+- :mod:`~lib.audience.language`: the language's description, generated from the checker,
+  which the API serves at ``/filter-language`` and every refusal points to;
+- :mod:`~lib.audience.values`: warnings for compared text values no user has.
 
 ``import lib.audience`` stays light: sqlglot, pyspark and ibis load on first use.
 """
@@ -56,6 +61,8 @@ from lib.audience.check import (
     parse_filter,
 )
 from lib.audience.ibis_form import to_ibis
+from lib.audience.language import LanguageDescription, describe_language, language_html
+from lib.audience.messages import LANGUAGE_PAGE
 from lib.audience.preview import AudiencePreview, preview_audience, preview_parquet
 from lib.audience.spark_form import to_spark_column
 from lib.audience.stored import StoredFilter, StoredType, for_stored
@@ -71,8 +78,10 @@ from lib.audience.tree import (
     Not,
     Or,
 )
+from lib.audience.values import text_values, value_warnings
 
 __all__ = [
+    "LANGUAGE_PAGE",
     "MAX_CONDITIONS",
     "MAX_DEPTH",
     "MAX_FILTER_LENGTH",
@@ -87,16 +96,21 @@ __all__ = [
     "Condition",
     "InList",
     "IsNull",
+    "LanguageDescription",
     "Like",
     "Not",
     "Or",
     "StoredFilter",
     "StoredType",
+    "describe_language",
     "for_stored",
+    "language_html",
     "parse_filter",
     "preview_audience",
     "preview_parquet",
+    "text_values",
     "to_arrow_expression",
     "to_ibis",
     "to_spark_column",
+    "value_warnings",
 ]

@@ -32,6 +32,7 @@ from decimal import Context, Decimal
 from typing import Any, Literal
 
 from lib import schema
+from lib.audience.messages import filter_error
 from lib.audience.tree import (
     And,
     AudienceFilter,
@@ -46,7 +47,6 @@ from lib.audience.tree import (
     Or,
     Value,
 )
-from lib.errors import AudienceFilterError
 
 __all__ = [
     "NOMINAL_TYPES",
@@ -127,7 +127,9 @@ def arrow_stored_type(typ: Any) -> StoredType:
         return _decimal(typ.precision, typ.scale)
     if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
         return STRING
-    raise AudienceFilterError(f"cannot filter on a column stored as {typ}")
+    raise filter_error(
+        f"the users data stores a column the filter uses as {typ}, which a filter cannot compare"
+    )
 
 
 def spark_stored_type(typ: Any) -> StoredType:
@@ -142,7 +144,10 @@ def spark_stored_type(typ: Any) -> StoredType:
         return _decimal(typ.precision, typ.scale)
     if name in ("string", "varchar", "char"):
         return STRING
-    raise AudienceFilterError(f"cannot filter on a column stored as {typ.simpleString()}")
+    raise filter_error(
+        f"the users data stores a column the filter uses as {typ.simpleString()}, which a "
+        "filter cannot compare"
+    )
 
 
 NOMINAL_TYPES: Mapping[str, StoredType] = {
@@ -359,8 +364,8 @@ def _check_decimal_digits(name: str, typ: StoredType, literals: Any) -> None:
         digits, scale = _literal_digits(literal)
         whole, fraction = max(whole, digits - scale), max(fraction, scale)
     if whole + fraction > MAX_SPARK_DECIMAL_DIGITS:
-        raise AudienceFilterError(
-            f"'{name}' is stored as {typ.name}: comparing it with a literal of "
+        raise filter_error(
+            f"{name} is stored as {typ.name}: comparing it with a value of "
             f"{fraction} decimal places needs over {MAX_SPARK_DECIMAL_DIGITS} digits in "
             "Spark SQL; use fewer decimal places"
         )

@@ -27,6 +27,7 @@ __all__ = [
     "Or",
     "Value",
     "build",
+    "literal",
     "render",
 ]
 
@@ -116,15 +117,18 @@ class AudienceFilter:
         return render(self.condition)
 
 
+def literal(v: Value) -> str:
+    """A value as a filter writes it (it parses back to the same value)."""
+    if isinstance(v, str):  # no escapes exist: quote with the quote the text lacks
+        return f'"{v}"' if "'" in v else f"'{v}'"
+    if isinstance(v, Decimal):
+        return format(v, "f")  # never an exponent: that would read as a DOUBLE
+    return repr(v)
+
+
 def render(condition: Condition) -> str:
     """Canonical text, which parses back to the same condition."""
-
-    def value(v: Value) -> str:
-        if isinstance(v, str):  # no escapes exist: quote with the quote the text lacks
-            return f'"{v}"' if "'" in v else f"'{v}'"
-        if isinstance(v, Decimal):
-            return format(v, "f")  # never an exponent: that would read as a DOUBLE
-        return repr(v)
+    value = literal
 
     match condition:
         case Compare(column, op, v):

@@ -51,6 +51,60 @@ def test_preview_refuses_a_hostile_filter(client: TestClient, users: pd.DataFram
     assert "function calls" in response.text
 
 
+def test_preview_refusal_says_what_to_change_and_points_at_the_language(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    response = client.post("/audience/preview", json={"audience_filter": "country = UK"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "audience_filter"]
+    assert error["msg"].startswith("put text values in single quotes: `country = 'UK'`")
+    assert error["msg"].endswith("(see /filter-language)")
+
+
+def test_preview_warns_about_a_text_value_no_user_has(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    body = client.post("/audience/preview", json={"audience_filter": "country = 'UK'"}).json()
+    assert body["matching_users"] == 0
+    assert body["warnings"] == [
+        "country = 'UK' matches no user: the data has 'BR', 'CA', 'DE', 'FR', 'GB', 'IN', "
+        "'JP', 'US'"
+    ]
+    assert body["message"] == (
+        f"This filter selects nobody in the current data (0 of {len(users)} users)."
+    )
+
+
+def test_preview_of_a_filter_that_selects_someone_has_no_message(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    body = client.post("/audience/preview", json={"audience_filter": "country = 'GB'"}).json()
+    assert body["matching_users"] > 0
+    assert (body["warnings"], body["message"]) == ([], None)
+
+
+def test_preview_says_when_numbers_select_nobody_without_warning(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    body = client.post("/audience/preview", json={"audience_filter": "age > 1000"}).json()
+    assert body["matching_users"] == 0
+    assert body["warnings"] == []  # numbers are not checked against the data's values
+    assert body["message"].startswith("This filter selects nobody")
+
+
+def test_campaign_audience_carries_the_warnings_too(
+    client: TestClient, users: pd.DataFrame
+) -> None:
+    campaign = client.post(
+        "/campaigns/", json={**SEED_BODY, "audience_filter": "country IN ('GB', 'gb')"}
+    ).json()
+    body = client.get(f"/campaigns/{campaign['id']}/audience").json()
+    (warning,) = body["warnings"]
+    assert warning.startswith("'gb' in country IN (...) matches no user: text is compared")
+    assert body["message"] is None
+
+
 def test_preview_without_users_data_is_404(client: TestClient) -> None:
     response = client.post("/audience/preview", json={"audience_filter": "age > 3"})
     assert response.status_code == 404

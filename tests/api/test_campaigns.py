@@ -47,6 +47,7 @@ def test_swaggers_example_body_is_created_after_the_demos_campaign(client: TestC
 
 def test_read_returns_what_was_created(client: TestClient) -> None:
     created = create(client)
+    assert created.pop("warnings") == []  # answered on create and update, never stored
     assert client.get(f"/campaigns/{created['id']}").json() == created
 
 
@@ -146,6 +147,7 @@ def test_delete_removes_the_campaign_and_its_runs(client: TestClient) -> None:
         ({"features": SEED_BODY["features"][:4]}, "missing ['days_since_last_purchase']"),
         ({"audience_filter": "reflect('java.lang.Runtime', 'exec', 'id')"}, "function calls"),
         ({"audience_filter": "salary > 3"}, "unknown column 'salary'"),
+        ({"audience_filter": "country = UK"}, "put text values in single quotes"),
         ({"audience_filter": "x" * 2001}, "at most 2000 characters"),
         ({"unexpected": 1}, "Extra inputs are not permitted"),
     ],
@@ -157,6 +159,69 @@ def test_invalid_fields_are_422_with_a_message(
     assert response.status_code == 422
     assert message in error_text(response)
     assert client.get("/campaigns/").json() == []
+
+
+def test_a_refused_filter_is_a_422_that_points_at_the_filter_language(
+    client: TestClient,
+) -> None:
+    response = client.post("/campaigns/", json={**SEED_BODY, "audience_filter": "age >= 30 AND"})
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert (error["type"], error["loc"], error["input"]) == (
+        "audience_filter",
+        ["body", "audience_filter"],
+        "age >= 30 AND",
+    )
+    assert error["msg"] == (
+        "the filter ends with AND: add a condition after it, for example "
+        "`age >= 30 AND country = 'DE'` (see /filter-language)"
+    )
+
+
+@pytest.fixture
+def users_data(api_env: Path) -> Path:
+    from lib.data import write_users
+
+    return write_users(api_env / "data" / "sample_users.parquet", 200, seed=42)
+
+
+UK_WARNING = "country = 'UK' matches no user: the data has 'BR', 'CA', 'DE', 'FR', 'GB'"
+
+
+def test_create_warns_about_a_text_value_no_user_has_and_still_creates(
+    client: TestClient, users_data: Path
+) -> None:
+    response = client.post(
+        "/campaigns/", json={**SEED_BODY, "audience_filter": "country = 'UK' AND age > 25"}
+    )
+    assert response.status_code == 201, response.text
+    (warning,) = response.json()["warnings"]
+    assert warning.startswith(UK_WARNING)
+    stored = client.get(f"/campaigns/{response.json()['id']}").json()
+    assert stored["audience_filter"] == "country = 'UK' AND age > 25"
+    assert "warnings" not in stored
+
+
+def test_update_warns_about_the_resulting_filter(client: TestClient, users_data: Path) -> None:
+    created = create(client)
+    assert created["warnings"] == []
+    response = client.put(f"/campaigns/{created['id']}", json={"audience_filter": "country = 'gb'"})
+    assert response.status_code == 200
+    (warning,) = response.json()["warnings"]
+    assert "text is compared case-sensitively" in warning
+    assert warning.endswith("(did you mean 'GB'?)")
+    renamed = client.put(f"/campaigns/{created['id']}", json={"name": "renamed"}).json()
+    assert renamed["warnings"] == [warning]  # the filter still selects nobody
+    cleared = client.put(f"/campaigns/{created['id']}", json={"audience_filter": None}).json()
+    assert cleared["warnings"] == []
+
+
+def test_numeric_comparisons_are_never_warned(client: TestClient, users_data: Path) -> None:
+    assert create(client, audience_filter="age > 1000 AND monetary = -1")["warnings"] == []
+
+
+def test_without_users_data_saving_warns_about_nothing(client: TestClient) -> None:
+    assert create(client, audience_filter="country = 'UK'")["warnings"] == []
 
 
 def test_missing_required_field_is_422(client: TestClient) -> None:

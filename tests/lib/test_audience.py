@@ -17,8 +17,8 @@ HOSTILE_FILTERS = [
     ("reflect('java.lang.Runtime', 'getRuntime')", "function calls"),
     ("java_method('java.lang.System', 'exit', 0)", "function calls"),
     ("try_reflect('java.lang.Thread', 'sleep', 100)", "function calls"),
-    ("country rlike '^U'", "function calls"),
-    ("country regexp '^U'", "function calls"),
+    ("country rlike '^U'", "regular expressions are not supported"),
+    ("country regexp '^U'", "regular expressions are not supported"),
     ("upper(country) = 'US'", "function calls"),
     ("age > (SELECT max(age) FROM users)", "subqueries"),
     ("EXISTS (SELECT 1)", "subqueries"),
@@ -27,31 +27,31 @@ HOSTILE_FILTERS = [
         "1=1 AND EXISTS (SELECT TRANSFORM(age) USING 'cat /etc/passwd' AS (x) FROM users)",
         "subqueries",
     ),
-    ("TRANSFORM(age) USING 'id'", "expected a condition"),
+    ("TRANSFORM(age) USING 'id'", "function calls"),
     ("age > 1; DROP TABLE campaigns", "one condition"),
     ("country = 'US'; SELECT 1", "one condition"),
     ("salary > 100", "unknown column 'salary'"),
     ("users.age > 3", "qualified column"),
-    ("age = age", "one column and one literal"),
-    ("1 = 1", "one column and one literal"),
-    ("age + 1 > 3", "one column and one literal"),
+    ("age = age", "one column and one value"),
+    ("1 = 1", "one column and one value"),
+    ("age + 1 > 3", "arithmetic is not allowed"),
     ("age > '25'", "is a number"),
     ("country = 5", "is text"),
     ("age LIKE '2%'", "needs a text column"),
     ("country LIKE 'U\\%'", "backslashes"),
     ("country = 'O\\'Brien'", "backslashes"),
-    ("country = 'US' OR", "could not be parsed"),
-    ("TRUE", "expected a condition"),
-    ("age", "expected a condition"),
+    ("country = 'US' OR", "the filter ends with OR"),
+    ("TRUE", "TRUE and FALSE are not conditions"),
+    ("age", "the filter ends after the column age"),
     ("monetary > 1e400", "finite"),
     ("monetary > -1e9999999", "finite"),  # negating it raised decimal.Overflow
     ("age > 1e3", "whole number"),
     ("age > 99999999999999999999", "out of range"),
     ("age IS 5", "IS NULL"),
-    ("country = X'5553'", "literal value"),
+    ("country = X'5553'", "needs a value after it"),
     ("age > CAST('1' AS INT)", "function calls"),
     ("country = 'O' 'Brien'", "adjacent quoted strings"),  # Spark concatenates them
-    ("age > INTERVAL 1 DAY", "literal value"),
+    ("age > INTERVAL 1 DAY", "needs a value after it"),
     ("country IN ()", "empty"),
     ("age=1" + " OR age=1" * 220, "too complex"),  # 1,985 characters, 1,104 parts
     ("(" * 60 + "age > 1" + ")" * 60, "nested too deeply"),
@@ -251,7 +251,7 @@ def test_signs_and_parentheses_fold_into_the_literal_exactly(text: str, value: o
     "text", ["country = -('US')", "country = +'US'", "country = -'US'", "+age > 3", "-age > 3"]
 )
 def test_signs_on_text_or_columns_are_refused(text: str) -> None:
-    with pytest.raises(AudienceFilterError, match=r"sign \(\+ or -\)|literal value|operator"):
+    with pytest.raises(AudienceFilterError, match=r"sign \(\+ or -\)|needs a value after it"):
         parse_filter(text)
 
 
@@ -261,15 +261,15 @@ def test_signs_on_text_or_columns_are_refused(text: str) -> None:
         ("age BETWEEN SYMMETRIC 40 AND 30", "SYMMETRIC"),  # ran as BETWEEN 40 AND 30
         ("age BETWEEN ASYMMETRIC 30 AND 40", "ASYMMETRIC"),  # Spark SQL cannot read it
         ("country LIKE 'U!%' ESCAPE '!'", "ESCAPE"),
-        ("country ILIKE 'us'", "not allowed"),
-        ("country LIKE ANY ('U%', 'G%')", "literal value"),
+        ("country ILIKE 'us'", "ILIKE is not supported"),
+        ("country LIKE ANY ('U%', 'G%')", "needs a value after it"),
         ("age IS UNKNOWN", "UNKNOWN"),  # sqlglot reads it as IS NULL
         ("age IS NOT UNKNOWN", "UNKNOWN"),
         ("age ISNULL", "ISNULL"),
         ("age NOT NULL", "IS NULL and IS NOT NULL"),  # sqlglot reads it as IS NOT NULL
-        ("age IS TRUE", "only IS NULL and IS NOT NULL"),
-        ("age IS DISTINCT FROM 3", "operator"),
-        ("age <=> 3", "operator"),
+        ("age IS TRUE", "IS works only as IS NULL or IS NOT NULL"),
+        ("age IS DISTINCT FROM 3", "IS works only as IS NULL or IS NOT NULL"),
+        ("age <=> 3", "<=> is not supported"),
         ("age = NULL", "IS NULL"),
         ("age > 10L", "typed numbers"),
         ("monetary > .5", "'.'"),
@@ -308,8 +308,8 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("country = 'it''s'", "adjacent quoted strings"),  # Spark: it's, sqlglot: its
         ("country = 'it' 's'", "adjacent quoted strings"),
         ('country = "it""s"', "adjacent quoted strings"),
-        ("country = N'US'", "literal value"),
-        ("country = r'US'", "literal value"),
+        ("country = N'US'", "needs a value after it"),
+        ("country = r'US'", "needs a value after it"),
         ("age > 1 /* /* */ OR age < 100 */", "block comments"),  # Spark nests them
         ("age > 1 /* note */", "block comments"),
         ("age ! IN (30)", "use NOT"),  # Spark 4 reads ! as NOT only before a condition
@@ -320,10 +320,10 @@ def test_backslashes_are_refused_anywhere(text: str) -> None:
         ("age IN (,25,,30)", "between every two commas"),  # sqlglot: IN (25, 30)
         ("monetary BETWEEN -1  2.5", "BETWEEN low AND high"),  # sqlglot fills in the AND
         ("age BETWEEN 1 2", "BETWEEN low AND high"),
-        ("AND (age = 3)", "must stand between two conditions"),  # sqlglot: age = 3
-        ("age > 1 OR AND (age < 5)", "must stand between two conditions"),
-        ("age = OR (3)", "must stand between two conditions"),
-        ("NOT AND (age = 3)", "must stand between two conditions"),
+        ("AND (age = 3)", "the filter starts with AND"),  # sqlglot: age = 3
+        ("age > 1 OR AND (age < 5)", "OR at character 9 needs a condition after it"),
+        ("age = OR (3)", "= at character 5 needs a value after it, not 'OR'"),
+        ("NOT AND (age = 3)", "AND at character 5 needs a condition before it"),
         ("age NOT IS NULL", "right after a column name"),  # Spark: only IS NOT NULL
         ("age IN (25,,30)", "between every two commas"),
         ("country IN (, 'US')", "start or end with a comma"),
@@ -372,7 +372,7 @@ def test_chains_flatten_through_parentheses_but_keep_or_inside_and() -> None:
     ],
 )
 def test_deep_nesting_is_refused_cleanly(text: str) -> None:
-    with pytest.raises(AudienceFilterError, match=r"nested too deeply|could not be parsed"):
+    with pytest.raises(AudienceFilterError, match=r"nested too deeply|-- starts a comment"):
         parse_filter(text)
 
 
