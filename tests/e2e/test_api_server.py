@@ -54,6 +54,7 @@ def test_seed_curl_request_works_verbatim(tmp_path: Path, trained_model_dir: Pat
         assert body["audience_filter"] == "country='US' AND age > 25"
         assert body["is_active"] is True
         assert {"created_at", "updated_at"} <= set(body)
+        assert body.pop("warnings") == []  # the answer to a save: no users data, no warnings
         assert httpx.get(f"{url}/campaigns/1").json() == body
     assert (tmp_path / "data" / "campaigns.db").exists()  # the embedded default database
 
