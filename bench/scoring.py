@@ -105,7 +105,7 @@ def worker_single(input_path: str, models: str, output: str, repeats: int) -> di
             names=[schema.USER_ID, schema.SCORE],
         )
         # The job's extra work on every row: the holdout group and the drift counts.
-        done = add_run_columns(scores, table, run, run.counter()).drop_columns(["profile"])
+        done = add_run_columns(scores, table, run, run.counter())
         pq.write_table(pa.Table.from_batches([done]), output)
         times.append(time.perf_counter() - started)
     return {"rows": table.num_rows, "seconds": statistics.median(times), "all": times}
@@ -192,12 +192,11 @@ def _spark_pipeline(
 
 
 def _job_rows(scored: DataFrame) -> DataFrame:
-    """The users' rows the job writes: without the tasks' rows of drift counts."""
-    from lib.scoring import PROFILE
+    """The users' rows the job writes: without the tasks' summary rows of drift counts."""
+    from lib.scoring import is_user_row
     from lib.spark import functions_for
 
-    F = functions_for(scored.sparkSession)
-    return scored.filter(F.col(PROFILE).isNull()).drop(PROFILE)
+    return scored.filter(is_user_row(functions_for(scored.sparkSession)))
 
 
 def worker_spark(

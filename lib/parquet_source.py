@@ -133,7 +133,7 @@ def score_row_groups(
     counter: ProfileCounter | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Read, filter and score one share: Arrow batches of ``user_id, prediction_score``,
-    plus ``group`` and ``profile`` with ``run`` (the audience counted into ``counter``).
+    plus ``group`` with ``run`` (the audience counted into ``counter``).
 
     A plain function over files (no Spark): the data source's tasks call it, and so can a
     test or a single process.
@@ -178,7 +178,7 @@ def scored_users(
     run: RunColumns | None = None,
 ) -> DataFrame:
     """The audience of ``path`` scored by Python tasks: ``user_id, prediction_score``
-    (and with ``run``, ``group`` and ``profile``: lib.scoring.SCORED_SCHEMA_DDL).
+    (and with ``run``, ``group`` and a summary row per task: lib.scoring.SCORED_SCHEMA_DDL).
 
     One task per share of :func:`plan_row_groups` (``tasks`` shares, default: the session's
     task slots, :func:`lib.spark.task_slots`).

@@ -26,7 +26,7 @@ from lib.files import local_path
 from lib.holdout import CONTROL
 from lib.inputs import check_columns, check_ids
 from lib.job import Echo, EngineStats, ScoringTask, Timer
-from lib.scoring import PROFILE
+from lib.scoring import is_user_row
 from lib.settings import get_settings
 from lib.sinks import BigQuerySink, ObjectStoreSink, Sink
 
@@ -102,7 +102,7 @@ class SparkEngine:
                 audience = to_spark_column(task.audience, F, users.schema)
                 scored = score_spark(users.filter(audience), task.model, run=run)
             scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-            is_user = F.col(PROFILE).isNull()  # each task adds one row of drift counts
+            is_user = is_user_row(F)  # each task adds a summary row of drift counts
             stats = scored.agg(
                 F.sum(is_user.cast("long")).alias("n"),
                 F.count(schema.USER_ID).alias("ids"),
@@ -112,7 +112,7 @@ class SparkEngine:
                     schema.SCORE, [i / 10 for i in range(1, 10)], QUANTILE_ACCURACY
                 ).alias("cuts"),
                 F.sum((F.col(schema.GROUP) == F.lit(CONTROL)).cast("long")).alias("control"),
-                F.collect_list(PROFILE).alias("profiles"),
+                F.collect_list(F.when(~is_user, F.col(schema.GROUP))).alias("profiles"),
             ).first()
         assert stats is not None  # a global aggregate always yields one row
         try:
