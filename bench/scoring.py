@@ -149,6 +149,7 @@ def _spark_pipeline(
 ) -> None:
     from lib.registry import load_verified, resolve_artifact
     from lib.scoring import score_spark
+    from lib.sinks import parquet_writer
 
     artifact = resolve_artifact("campaign_model_v1.cbm", models)
     users = spark.read.parquet(input_path)
@@ -188,7 +189,9 @@ def _spark_pipeline(
     else:  # the old path, doing the job's work too
         verified = load_verified("campaign_model_v1.cbm", models)
         scored = _job_rows(score_spark(users, verified, threads or None, _run_columns(models)))
-    scored.write.mode("overwrite").parquet(output)
+    # The job's paths write as the job does (lib.sinks.parquet_writer); the others as is.
+    job_path = impl in ("python", "arrow")
+    (parquet_writer(scored) if job_path else scored.write).mode("overwrite").parquet(output)
 
 
 def _job_rows(scored: DataFrame) -> DataFrame:

@@ -119,6 +119,21 @@ def test_output_schema_is_the_contract(project: Project, spark) -> None:
         assert file_schema.field(field.name).type == field.type, field.name
 
 
+def test_ids_and_scores_are_written_plain_and_repeated_values_with_a_dictionary(
+    project: Project, spark
+) -> None:
+    # Every user's id and score is new: a dictionary never pays there (lib.sinks).
+    campaign_id = project.create_campaign("encodings", "age > 30")
+    run(project, spark, campaign_id)
+    metadata = pq.ParquetFile(next(project.output(campaign_id).glob("*.parquet"))).metadata
+    group = metadata.row_group(0)
+    columns = range(metadata.num_columns)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in columns}
+    assert not any("DICTIONARY" in e for e in encodings[schema.USER_ID] + encodings[schema.SCORE])
+    assert any("DICTIONARY" in e for e in encodings[schema.GROUP])
+    assert any("DICTIONARY" in e for e in encodings[schema.DECILE])
+
+
 def test_empty_audience_writes_an_empty_file_with_the_full_schema(project: Project, spark) -> None:
     campaign_id = project.create_campaign("nobody", "country = 'XX'")
     result = run(project, spark, campaign_id)
