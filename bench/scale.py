@@ -3,7 +3,7 @@
     python -m bench.scale [--sizes 10000000 30000000 100000000]
 
 Each size is generated once in chunks (flat memory) and scored cold in a fresh process with
-the default driver memory (read -> lib.scoring.score_spark -> write Parquet). Time per row
+the default driver memory (the job's python-reads path -> write Parquet). Time per row
 should stay flat (cost grows linearly) and so should the driver's peak memory: nothing is
 collected to the driver.
 """
