@@ -207,7 +207,9 @@ def _parse(text: str, columns: Mapping[str, schema.ColumnKind]) -> AudienceFilte
     _check_layout(text, tokens)
     try:
         trees = [tree for tree in dialect.parser().parse(tokens, text) if tree is not None]
-    except (SqlglotError, ValueError):
+    except Exception:  # noqa: BLE001
+        # Not only SqlglotError: sqlglot's builders raise what they meet (`MAP(x` an
+        # IndexError), and any of it would be a 500. Whatever the parser trips on is refused.
         raise Refusal() from None
     if len(trees) != 1:
         semicolon = next((t.start for t in tokens if t.token_type.name == "SEMICOLON"), None)

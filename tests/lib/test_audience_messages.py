@@ -106,6 +106,12 @@ def test_an_unknown_word_in_a_sentence_gets_no_misleading_guess() -> None:
     assert "(did you mean country?)" in refusal("contry 'DE'")
 
 
+@pytest.mark.parametrize("text", ["MAP(x", "MAP(ISNULL", "age > 1 OR map(age", "ARRAY(1"])
+def test_what_the_parser_trips_on_is_refused_in_words_not_a_crash(text: str) -> None:
+    # sqlglot's MAP builder raised IndexError: an HTTP 500 on create, update and preview.
+    assert_actionable(text, refusal(text))
+
+
 @pytest.mark.parametrize("text", ["age == 30", 'country = "DE"', "country = 'DE' -- note"])
 def test_spellings_spark_sql_shares_are_accepted(text: str) -> None:
     assert parse_filter(text) is not None
@@ -131,6 +137,7 @@ WORDS = [
     *["*", "%", "~~", "<=>", "(", ")", ",", ";", ".", ":", "[", "]", "{", "}", "@", "?"],
     *["'DE'", "'UK'", '"DE"', "'", '"', "`", "'it''s'", "30", "0.5", "1e3", "10L", ".5", "-5"],
     *["--", "-- note\n", "/*", "*/", "\n", "ILIKE", "ESCAPE", "DISTINCT", "X'55'", "upper"],
+    *["MAP(", "ARRAY(", "STRUCT(", "map", "CAST(", "EXTRACT("],  # builders that raise
 ]
 VALID = [
     "country IN ('DE', 'FR') AND age >= 30",
