@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from lib.errors import SparkUnreachableError
+from lib.errors import InvalidInputError, SparkUnreachableError
 from lib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -256,10 +256,21 @@ def connect_spark(url: str | None = None) -> SparkSession:
     url = url or settings.spark_remote
     if not url:
         raise ValueError("no Spark Connect URL: set SPARK_REMOTE=sc://host:port")
-    parsed = urlparse(url.split(";", 1)[0].rstrip("/"))
-    local = parsed.hostname in ("localhost", "127.0.0.1") and parsed.port is not None
-    server = ConnectServer(parsed.port, settings=settings) if local else None
-    if server is not None and ";token=" not in url and server.owns_port():
+    from pyspark.sql.connect.client import DefaultChannelBuilder
+
+    shown = url.split(";", 1)[0]  # a message never shows the token
+    try:
+        parsed = urlparse(shown.rstrip("/"))
+        host, port = parsed.hostname, parsed.port
+        default = DefaultChannelBuilder(url)  # pyspark's own checks of the whole URL
+    except Exception:  # pyspark's messages quote the URL, token included
+        raise InvalidInputError(
+            f"SPARK_REMOTE is not a Spark Connect URL: {shown} (expected sc://host:port, "
+            "options after ';')"
+        ) from None
+    local = host in ("localhost", "127.0.0.1") and port is not None
+    server = ConnectServer(port, settings=settings) if local else None
+    if server is not None and ";token=" not in url and _is_ours(server):
         token = os.environ.get(TOKEN_ENV) or server.token()
         if token is not None:
             from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -268,7 +279,7 @@ def connect_spark(url: str | None = None) -> SparkSession:
             if cached is not None and not cached.is_stopped:
                 return cast("SparkSession", cached)
             builder = _loopback_channel_builder(server.port, token)
-            wait_until_answering(builder, url, "127.0.0.1", server.port)
+            wait_until_answering(builder, url, "127.0.0.1", server.port, CONNECT_TIMEOUT_SECONDS)
             # create(), not getOrCreate(): another default session must not stand in for it.
             session = _quick_retries(ConnectSession.builder.channelBuilder(builder).create())
             # What pyspark's own remote builder does: pyspark.sql.functions and friends
@@ -276,12 +287,24 @@ def connect_spark(url: str | None = None) -> SparkSession:
             os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
             _LOOPBACK_SESSIONS[(server.port, token)] = _session_defaults(session)
             return cast("SparkSession", session)
-    from pyspark.sql.connect.client import DefaultChannelBuilder
-
-    default = DefaultChannelBuilder(url)
-    wait_until_answering(default, url, parsed.hostname or "localhost", parsed.port or 15002)
+    wait_until_answering(default, url, host or "localhost", port or 15002, CONNECT_TIMEOUT_SECONDS)
     session = _quick_retries(SparkSession.builder.remote(url).getOrCreate())
     return cast("SparkSession", _session_defaults(session))
+
+
+def _is_ours(server: Any) -> bool:
+    """Whether this project's local server owns the port. Another listener is refused,
+    unless the user gave a token for it (docker-compose's notebooks: its Spark Connect
+    shares their network namespace): then it is pyspark's to dial, with that token; the
+    local token file is never sent to it."""
+    from lib.connect_server import TOKEN_ENV, ConnectServerError
+
+    try:
+        return bool(server.owns_port())
+    except ConnectServerError:
+        if os.environ.get(TOKEN_ENV):
+            return False
+        raise
 
 
 # How long a client waits for a Spark Connect server before it gives up with one line.
@@ -294,6 +317,7 @@ QUICK_RETRIES: dict[str, Any] = {
     "initial_backoff": 200,
     "backoff_multiplier": 2.0,
     "max_backoff": 2000,
+    "max_server_retry_delay": 2000,  # a server's "retry later" is capped as well
 }
 
 

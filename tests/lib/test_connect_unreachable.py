@@ -132,3 +132,39 @@ def test_a_signal_stops_the_wait_within_seconds(
         process.wait()
     assert process.returncode != 0
     assert said in stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sc://:15002/;token=SECRET3",
+        "sc://127.0.0.1:15002/;token=SECRET4==",
+        "sc://localhost:x/;token=S5",
+    ],
+)
+def test_a_malformed_url_is_one_line_that_never_shows_the_token(url: str) -> None:
+    from lib.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="is not a Spark Connect URL") as caught:
+        connect_spark(url)
+    assert "SECRET" not in str(caught.value) and "S5" not in str(caught.value)
+
+
+def test_a_foreign_listener_with_a_token_the_user_gave_is_pyspark_s_to_dial(
+    silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # docker-compose's notebooks: their Spark Connect shares the network namespace
+    # (sc://localhost:15002), not started by this checkout, token in the environment.
+    import lib.spark
+
+    monkeypatch.setenv("SPARK_CONNECT_AUTHENTICATE_TOKEN", "a-token-the-user-gave")
+    monkeypatch.setattr(lib.spark, "CONNECT_TIMEOUT_SECONDS", 1.0)
+    with pytest.raises(SparkUnreachableError, match="did not answer as Spark Connect"):
+        connect_spark(f"sc://localhost:{silent_port}")  # reached the handshake, not refused
+
+
+def test_a_foreign_listener_without_a_token_is_refused(silent_port: int) -> None:
+    from lib.connect_server import ConnectServerError
+
+    with pytest.raises(ConnectServerError, match="in use by a program"):
+        connect_spark(f"sc://localhost:{silent_port}")
