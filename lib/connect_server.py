@@ -311,11 +311,13 @@ class ConnectServer:
         state = self._state()
         pid = int(str(state.get("pid", 0))) if state else 0
         started = state.get("started") if state else None
-        ours = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
-        theirs = ServerIdentity(**state["identity"]) if ours else None  # type: ignore[index, arg-type]
-        if theirs is None or ServerIdentity.current().differences(theirs):
-            self._forget()
+        alive = pid > 0 and _is_connect_server(pid, started if isinstance(started, int) else None)
+        if not alive:
+            self._forget()  # stale records of a server that has exited
             return False
+        theirs = ServerIdentity(**state["identity"])  # type: ignore[index, arg-type]
+        if ServerIdentity.current().differences(theirs):
+            return False  # another checkout's running server: its records stay for its clients
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):

@@ -26,7 +26,14 @@ from lib.api_server import port_is_free, uvicorn_command, wait_until_ready
 from lib.connect_server import ConnectServer, connect_url, process_start_time
 from lib.errors import PipelineError, run_cli
 from lib.files import atomic_write_bytes, same_file
-from lib.settings import PROJECT_ROOT, Settings, api_url_for, get_settings
+from lib.settings import (
+    DEFAULT_API_HOST,
+    PROJECT_ROOT,
+    Settings,
+    api_url_for,
+    get_settings,
+    is_loopback,
+)
 
 __all__ = ["ApiService", "down", "up"]
 
@@ -53,10 +60,19 @@ class ApiService:
         cmdline = _cmdline(pid)
         # The start time tells our process from a recycled pid (never signal someone else's).
         same_process = started is not None and process_start_time(pid) == started
-        if same_checkout and same_process and "uvicorn" in cmdline and "api.main:app" in cmdline:
-            return pid
-        self.state_path.unlink(missing_ok=True)
-        return None
+        if not (same_process and "uvicorn" in cmdline and "api.main:app" in cmdline):
+            self.state_path.unlink(missing_ok=True)  # stale: that API has exited
+            return None
+        if not same_checkout:
+            return None  # another checkout's running API: not ours, and its record stays
+        host = state.get("host", DEFAULT_API_HOST)
+        if host != self.host:
+            raise PipelineError(
+                f"the config API `make up` started on port {self.port} listens on {host}, "
+                f"not on API_HOST={self.host}; stop it first with `make down API_HOST={host} "
+                f"API_PORT={self.port}`"
+            )
+        return pid
 
     def healthy(self) -> bool:
         try:
@@ -88,6 +104,7 @@ class ApiService:
             "pid": process.pid,
             "project_root": str(PROJECT_ROOT),
             "started": process_start_time(process.pid),
+            "host": self.host,
         }
         atomic_write_bytes(self.state_path, json.dumps(state).encode())
         outcome = wait_until_ready(process, self.healthy, timeout)
@@ -132,6 +149,11 @@ def up() -> int:
     stops the other one this call had started. What was already running stays running.
     """
     api, spark = ApiService(), ConnectServer()
+    if api.port == 0:
+        raise PipelineError(
+            "`make up` needs a fixed API_PORT (0, any free port, is for `make demo` only); "
+            "nothing was started"
+        )
     api_running = api._pid() is not None and api.healthy()
     if not api_running and not port_is_free(api.port):
         raise PipelineError(
@@ -149,6 +171,12 @@ def up() -> int:
         api_pid = api.start()
         shown = f"docs: {api.url}/docs; pid {api_pid}, log {api.log_path}"
         print(f"✅ Config API on {api.url} ({shown})")
+        if not is_loopback(api.host):
+            print(
+                f"⚠️ The config API listens on {api.host}:{api.port}, beyond this machine: it "
+                "has no authentication, so whoever reaches that address can read and change "
+                "campaigns (API_HOST=127.0.0.1, the default, keeps it on this machine)"
+            )
         if not spark_running:
             started.append(("Spark Connect", spark))
         spark_pid = spark.start()

@@ -22,12 +22,25 @@ DEFAULT_API_PORT = 8000
 DEFAULT_CONFIG_API_URL = f"http://{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether a server bound to ``host`` is reachable from this machine only."""
+    import ipaddress
+
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def api_url_for(host: str, port: int) -> str:
     """The URL a client on this machine uses for an API served on ``host``:``port``.
 
     A server bound to every interface (``0.0.0.0``, ``::``) is dialled on loopback;
     an IPv6 address goes in brackets.
     """
+    host = host.strip("[]")  # `[::1]` as written in a URL
     every = {"0.0.0.0": "127.0.0.1", "::": "::1", "": DEFAULT_API_HOST}  # noqa: S104 (a dial)
     host = every.get(host, host)
     return f"http://{f'[{host}]' if ':' in host else host}:{port or DEFAULT_API_PORT}"
@@ -55,7 +68,8 @@ class Settings(BaseSettings):
         default=DEFAULT_API_PORT,
         ge=0,
         le=65535,
-        description="Port `make api` / `make up` / `make demo` serve the API on (0: a free one).",
+        description="Port `make api` / `make up` / `make demo` serve the API on (0: a free one, "
+        "for `make demo` only).",
     )
     spark_master: str | None = Field(
         default=None, description="Spark master URL; unset: local[*], or spark-submit's."

@@ -44,6 +44,7 @@ def test_environment_variables_override_defaults(
         ("0.0.0.0", "8123", "http://127.0.0.1:8123"),  # every interface: dial loopback
         ("::", "8000", "http://[::1]:8000"),
         ("::1", "8001", "http://[::1]:8001"),
+        ("[::1]", "8002", "http://[::1]:8002"),  # as written in a URL
         ("api.internal", "80", "http://api.internal:80"),
     ],
 )
