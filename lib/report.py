@@ -256,12 +256,19 @@ def contact_plan(run: RunNotebook) -> gains.ContactPlan | None:
 
 
 def _write_contacts(run: RunNotebook, target: Path) -> ContactOutcome | None:
-    """Write the contact list beside the report ``target``; a list left there by an
-    earlier run of the same name is removed when this run has none."""
-    plan = contact_plan(run)
+    """Write the contact list beside the report ``target``. Whenever this run writes none
+    (no plan, remote output, a problem), a list left there by an earlier run of the same
+    name is removed: a list beside a report is always that run's."""
     path = contacts.contact_list_path(target)
+    outcome = _contact_outcome(run, path)
+    if outcome is None or outcome.written is None:
+        path.unlink(missing_ok=True)
+    return outcome
+
+
+def _contact_outcome(run: RunNotebook, path: Path) -> ContactOutcome | None:
+    plan = contact_plan(run)
     if plan is None or plan.contacts == 0:
-        path.unlink(missing_ok=True)  # no list of this run can be there: only a stale one
         return None if plan is None else ContactOutcome(plan)
     result = (run.payload or {}).get("result", {})
     output = str(result.get("output_path") or "")

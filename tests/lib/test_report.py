@@ -526,3 +526,18 @@ def test_notebook_04_declares_the_budget_parameter_with_its_default() -> None:
     declared = papermill.inspect_notebook(str(NOTEBOOK))["contact_budget"]
     assert declared["inferred_type_name"] == "str"
     assert declared["default"] == f'"{gains.DEFAULT_CONTACT_BUDGET}"'
+
+
+@pytest.mark.parametrize("case", ["elsewhere", "replaced"])
+def test_a_run_that_writes_no_list_removes_an_earlier_runs_list(tmp_path: Path, case: str) -> None:
+    # A list beside a report is always that run's: `make demo` reuses its report's name.
+    stale = tmp_path / "run_contacts.csv"
+    stale.write_text("rank,user_id,score,decile\n1,5,0.9,1\n")
+    if case == "elsewhere":
+        where, predictions = "bigquery:p.d.t", write_predictions(tmp_path / "unused")
+    else:
+        output = tmp_path / "predictions"
+        write_predictions(output, run_id=43)
+        where, predictions = str(output), pd.read_parquet(output).assign(run_id=42)
+    report.render_report(executed_notebook(tmp_path, [scored(predictions, where)]))
+    assert not stale.exists()
