@@ -217,8 +217,10 @@ def contact_advice(table: pd.DataFrame, top: int, *, population: str = "audience
 # ---- the contact budget -----------------------------------------------------------------------
 # The share the top 3 deciles hold: the advice every report gave before budgets existed.
 DEFAULT_CONTACT_BUDGET = "30%"
-_COUNT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:_\d+)*")  # 500, 1,000, 1_000
-_SHARE = re.compile(r"(\d+(?:\.\d+)?)\s*%")  # 30%, 2.5 %
+# ASCII digits only (re.ASCII: `\d` would take '٣٠' for 30), and a length no budget needs.
+_COUNT = re.compile(r"\d{1,3}(?:,\d{3})+|\d+(?:_\d+)*", re.ASCII)  # 500, 1,000, 1_000
+_SHARE = re.compile(r"(\d+(?:\.\d+)?)\s*%", re.ASCII)  # 30%, 2.5 %
+MAX_BUDGET_TEXT = 30
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,8 @@ def parse_contact_budget(value: object) -> ContactRule:
             problem += ": write a share with a percent sign, e.g. 30%"
         raise InvalidInputError(problem)
     text = str(value).strip()
+    if len(text) > MAX_BUDGET_TEXT:
+        raise InvalidInputError(f"{problem}: too long for a budget")
     if _COUNT.fullmatch(text):
         count = int(text.replace(",", "").replace("_", ""))
         if count < 1:
@@ -279,7 +283,7 @@ def parse_contact_budget(value: object) -> ContactRule:
         if not 0 < percent <= 100:
             raise InvalidInputError(f"{problem}: a share is above 0% and at most 100%")
         return ContactRule(text=f"{match.group(1)}%", share=percent / 100)
-    if re.fullmatch(r"-?\d*\.\d+|-\d+", text):
+    if re.fullmatch(r"-?\d*\.\d+|-\d+", text, re.ASCII):
         raise InvalidInputError(
             f"{problem}: a number of contacts is a whole number of 1 or more, a share ends "
             "with a percent sign"

@@ -177,7 +177,11 @@ def test_a_budget_is_a_number_of_contacts_or_a_share(
 
 
 @pytest.mark.parametrize(
-    "budget", ["", "0", "000", "0%", "150%", "-5", "3.5", "0.3", "abc", 0, -1, 0.3, True]
+    "budget",
+    [
+        *["", "0", "000", "0%", "150%", "-5", "3.5", "0.3", "abc", 0, -1, 0.3, True],
+        *["٣٠", "３0%", "9" * 5000, "1" * 31],  # other scripts' digits; absurd lengths
+    ],
 )
 def test_a_bad_budget_is_refused_in_one_line(budget: object) -> None:
     with pytest.raises(InvalidInputError) as err:
