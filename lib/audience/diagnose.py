@@ -40,11 +40,23 @@ _MIRRORED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _OPERATORS = "=, !=, <, <=, >, >=, IN, BETWEEN, LIKE or IS NULL"
 
 
+# What editors and phones put where a quote was typed: ‘ ’ ‚ ‛ “ ” „ ‟ ´ ′ ″ « ».
+TYPOGRAPHIC_QUOTES = frozenset(
+    "\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00b4\u2032\u2033\u00ab\u00bb"
+)
+
+
 def diagnose(text: str, columns: Mapping[str, schema.ColumnKind]) -> str | None:
     """The first mistake in ``text`` as a sentence, or None when the reader finds none."""
     from sqlglot.dialects.spark import Spark
     from sqlglot.errors import SqlglotError
 
+    curly = next((i for i, char in enumerate(text) if char in TYPOGRAPHIC_QUOTES), None)
+    if curly is not None:  # a refused filter with one: a word processor or a phone typed it
+        return (
+            f"{text[curly]} {at(curly)} is a typographic quote, not a quote of the filter "
+            "language: type straight single quotes, for example `country = 'DE'`"
+        )
     try:
         tokens = Spark().tokenize(text)
     except SqlglotError:

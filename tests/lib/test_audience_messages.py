@@ -106,6 +106,15 @@ def test_an_unknown_word_in_a_sentence_gets_no_misleading_guess() -> None:
     assert "(did you mean country?)" in refusal("contry 'DE'")
 
 
+@pytest.mark.parametrize(
+    "text", ["country = \u2018DE\u2019", "country = \u201cDE\u201d", "country = \u00b4DE\u00b4"]
+)
+def test_typographic_quotes_are_named_and_straight_ones_asked_for(text: str) -> None:
+    message = refusal(text)
+    assert "typographic quote" in message and "straight single quotes" in message
+    assert_actionable(text, message)
+
+
 @pytest.mark.parametrize("text", ["MAP(x", "MAP(ISNULL", "age > 1 OR map(age", "ARRAY(1"])
 def test_what_the_parser_trips_on_is_refused_in_words_not_a_crash(text: str) -> None:
     # sqlglot's MAP builder raised IndexError: an HTTP 500 on create, update and preview.
