@@ -70,7 +70,7 @@ $(STAMP): $(LOCK) pyproject.toml | $(UV)
 	@if command -v java >/dev/null 2>&1; then $(PY) -m lib.spark record-class-cache; fi
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install the locked versions (re-runs when uv.lock changes)
+setup: $(STAMP) ## create .venv and install the locked versions (again when uv.lock or pyproject.toml changes)
 
 # Keeps every locked version pyproject still allows; LOCK_ARGS=--upgrade moves all to the newest
 # allowed, LOCK_ARGS="--upgrade-package pandas" one. The next `make setup` installs the result.
