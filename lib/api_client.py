@@ -103,7 +103,8 @@ def not_running_message(base_url: str) -> str:
     the command that serves it *there* (its port, unless the default)."""
     from lib.settings import DEFAULT_API_PORT
 
-    port = httpx.URL(base_url).port or DEFAULT_API_PORT
+    url = httpx.URL(base_url)
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, DEFAULT_API_PORT)
     where = f" API_PORT={port}" if port != DEFAULT_API_PORT else ""
     return (
         f"config API unreachable at {base_url}: nothing is answering there; start it with "

@@ -31,6 +31,12 @@ def test_the_command_names_the_port_the_client_looked_at() -> None:
     assert "`make api API_PORT=8123` (or `make up API_PORT=8123`" in str(caught.value)
 
 
+def test_a_default_http_port_is_named_too() -> None:
+    from lib.api_client import not_running_message
+
+    assert "`make api API_PORT=80`" in not_running_message("http://127.0.0.1")
+
+
 def test_a_remote_api_that_cannot_be_reached_shows_the_underlying_error() -> None:
     url = "http://campaign-api.invalid:8000"
     api = ConfigApiClient(url, transport=httpx.MockTransport(refusing), retries=0)
