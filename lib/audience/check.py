@@ -207,6 +207,8 @@ def _parse(text: str, columns: Mapping[str, schema.ColumnKind]) -> AudienceFilte
     _check_layout(text, tokens)
     try:
         trees = [tree for tree in dialect.parser().parse(tokens, text) if tree is not None]
+    except RecursionError:
+        raise  # said as "nested too deeply" by the caller
     except Exception:
         # Not only SqlglotError: sqlglot's builders raise what they meet (`MAP(x` an
         # IndexError), and any of it would be a 500. Whatever the parser trips on is refused.
