@@ -115,15 +115,9 @@ def not_running_message(base_url: str) -> str:
 def _on_this_machine(base_url: str) -> bool:
     """A loopback address: an API `make api` / `make up` would start (not a DNS typo, a
     remote service that is down, or a TLS failure, which httpx also calls ConnectError)."""
-    import ipaddress
+    from lib.settings import is_loopback
 
-    host = httpx.URL(base_url).host
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(httpx.URL(base_url).host)
 
 
 class ConfigApiClient:
